@@ -1,0 +1,1 @@
+"""Sub-commands of the ``deepqs`` command line (see ``deepqs.cli``)."""

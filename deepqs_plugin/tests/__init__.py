@@ -1,0 +1,1 @@
+"""Tests of the DeepQs Scipion plugin: protocols run in real, headless Scipion projects."""

@@ -1,0 +1,3 @@
+"""Viewers of the DeepQs plugin."""
+
+from .viewer_map_stats import DeepQsMapStatsViewer
