@@ -1,0 +1,139 @@
+"""Network weights: a ``state_dict`` plus a small JSON header, safe to load.
+
+File layout (a regular ``torch.save`` zip file)::
+
+    {"header": "<JSON text>", "state_dict": {"name": tensor, ...}}
+
+It holds only tensors and strings, so it loads with ``torch.load(path, weights_only=True)``:
+no pickled Python object is ever executed.  The header (a JSON object) must contain
+
+* ``architecture`` (str): the network class/name the state_dict belongs to, e.g. ``"deepqs_unet3d"``;
+* ``version`` (str or int): version of the weights (or of the architecture definition);
+
+and should document
+
+* ``training_data`` (str or object): what the network was trained on (data sets, sizes, simulation settings);
+* ``input_pixel_size_A`` (float): the pixel/voxel size in Å the network expects its input at.
+
+Any other JSON-able keys are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import warnings
+import zipfile
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import torch
+
+from deepqs.errors import InputError, PathLike
+from deepqs.io.atomic import atomic_output
+
+__all__ = ["REQUIRED_HEADER_KEYS", "save_weights", "load_weights"]
+
+#: Keys every weights header must hold.
+REQUIRED_HEADER_KEYS = ("architecture", "version")
+
+
+def _check_header(header: Mapping[str, Any]) -> Dict[str, Any]:
+    if not isinstance(header, Mapping):
+        raise ValueError("the weights header must be a dict")
+    missing = [k for k in REQUIRED_HEADER_KEYS if k not in header]
+    if missing:
+        raise ValueError(f"the weights header lacks {missing}")
+    return dict(header)
+
+
+def save_weights(path: PathLike, state_dict: Mapping[str, torch.Tensor], header: Mapping[str, Any]) -> None:
+    """Write ``{"header": JSON text, "state_dict": tensors}`` with ``torch.save``, atomically.
+
+    Tensors are detached, moved to the CPU and copied into compact storage (a view does not
+    drag its whole base tensor into the file).  ``header`` must be JSON-able and hold
+    ``architecture`` and ``version`` (see the module docstring for the documented keys).
+    Raises ValueError for a non-tensor value or a bad header.
+    """
+    hdr = _check_header(header)
+    try:
+        text = json.dumps(hdr, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the weights header is not plain JSON: {exc}") from None
+    clean: Dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        if not isinstance(key, str):
+            raise ValueError(f"state_dict key {key!r} is not a string")
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"state_dict[{key!r}] is a {type(value).__name__}, not a tensor")
+        clean[key] = value.detach().to("cpu").contiguous().clone()
+    with atomic_output(path) as tmp:
+        torch.save({"header": text, "state_dict": clean}, tmp)
+
+
+def load_weights(
+    path: PathLike, expected_architecture: Optional[str] = None
+) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
+    """Load ``(state_dict, header)`` from a file written by :func:`save_weights`.
+
+    Uses ``torch.load(path, weights_only=True, map_location="cpu")``.
+
+    Raises
+    ------
+    InputError
+        Missing file; not a torch file (corrupt, truncated); a file holding arbitrary pickled
+        objects (refused, never unpickled); no deepqs header or a header lacking
+        ``architecture``/``version``; ``expected_architecture`` differing from the header's.
+    """
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise InputError(p, "file not found")
+    if os.path.isdir(p):
+        raise InputError(p, "is a folder, not a weights file")
+    if os.path.getsize(p) == 0:
+        raise InputError(p, "empty file, not a weights file")
+    with open(p, "rb") as fh:
+        magic = fh.read(4)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4"
+            obj = torch.load(p, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        glob = re.search(r"GLOBAL ([\w.]+)", text)
+        if glob:
+            raise InputError(
+                p,
+                f"holds pickled Python objects ({glob.group(1)}) besides tensors and strings; refusing to load it "
+                "(weights must load with torch.load(weights_only=True))",
+            ) from None
+        if magic[:1] == b"\x80" or magic.startswith(b"PK"):
+            raise InputError(
+                p,
+                "is a pickle that weights_only=True cannot load safely (arbitrary Python objects, or not a "
+                "deepqs weights file); refusing to unpickle it",
+            ) from None
+        raise InputError(p, "not a torch weights file (corrupt or unknown format)") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, AttributeError, ImportError, TypeError) as exc:
+        first = str(exc).splitlines()[0].split(". ")[0] if str(exc) else type(exc).__name__
+        raise InputError(p, f"not a torch weights file (corrupt or truncated: {first})") from None
+    if not isinstance(obj, dict) or "header" not in obj or "state_dict" not in obj:
+        raise InputError(p, "not a deepqs weights file (expected a dict with 'header' and 'state_dict')")
+    try:
+        header = json.loads(obj["header"])
+    except (TypeError, ValueError) as exc:
+        raise InputError(p, f"the weights header is not JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise InputError(p, "the weights header is not a JSON object")
+    missing = [k for k in REQUIRED_HEADER_KEYS if k not in header]
+    if missing:
+        raise InputError(p, f"the weights header lacks {missing}")
+    state = obj["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(p, "the state_dict must map names to tensors")
+    if expected_architecture is not None and header["architecture"] != expected_architecture:
+        raise InputError(
+            p, f"weights are for architecture {header['architecture']!r}, expected {expected_architecture!r}"
+        )
+    return dict(state), header
