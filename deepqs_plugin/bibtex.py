@@ -33,6 +33,7 @@
 
 @article{DeepQs,
   title = {DeepQs: local quality assessment of cryo-EM density map by deep learning map-model fit score},
+  author = {{The DeepQs authors}},
   journal = {Journal of Structural Biology},
   note = {Local Q-score prediction from the density map alone}
 }

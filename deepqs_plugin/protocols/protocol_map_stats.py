@@ -4,12 +4,12 @@ import os
 import shlex
 
 import pyworkflow.protocol.params as params
-from pwem.protocols import EMProtocol
 from pyworkflow.protocol.constants import STEPS_SERIAL
 
-from deepqs_plugin import Plugin, __version__
+from deepqs_plugin import __version__
 from deepqs_plugin.constants import MAP_HISTOGRAM_PNG, MAP_STATS_JSON, ORIGIN_FROM_HEADER, ORIGIN_FROM_SCIPION
 from deepqs_plugin.objects import MapStatistics
+from deepqs_plugin.protocols.protocol_base import DeepQsProtocol
 
 
 def volumeFile(volume) -> str:
@@ -18,7 +18,7 @@ def volumeFile(volume) -> str:
     return fn[:-4] if fn.endswith(":mrc") else fn
 
 
-class ProtDeepQsMapStats(EMProtocol):
+class ProtDeepQsMapStats(DeepQsProtocol):
     """Report a map's grid (voxel size, box, origin) and value statistics with a histogram.
 
     Use it to check a map before quality analysis: a wrong voxel size or origin, NaN voxels
@@ -62,8 +62,9 @@ class ProtDeepQsMapStats(EMProtocol):
                 "--output", shlex.quote(self._getExtraPath(MAP_STATS_JSON)),
                 "--histogram", shlex.quote(self._getExtraPath(MAP_HISTOGRAM_PNG))]
         if self.originFrom.get() == ORIGIN_FROM_SCIPION:
-            args += ["--origin", "%.6f,%.6f,%.6f" % vol.getShiftsFromOrigin()]
-        self.runJob(Plugin.getProgram(), " ".join(args), env=Plugin.getEnviron())
+            # "=" keeps argparse from reading a negative origin as an option
+            args += ["--origin=%.6f,%.6f,%.6f" % vol.getShiftsFromOrigin()]
+        self.runEngine(args)
 
     def createOutputStep(self):
         stats = MapStatistics()

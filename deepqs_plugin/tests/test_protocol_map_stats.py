@@ -77,6 +77,7 @@ def test_bad_map_fails_with_clear_message(project, tmp_path):
     imp = import_volume(project, path, 2.0)
     prot = launch(project, project.newProtocol(ProtDeepQsMapStats, inputVolume=imp.outputVolume))
     assert prot.isFailed()
-    with open(prot.getStdoutLog()) as fh:
-        log = fh.read()
-    assert "NaN" in log and "Traceback (most recent call last)" not in log.split("deepqs info")[-1]
+    # The engine's one-line reason, not a bare exit status, is what the user sees.
+    assert "map contains non-finite voxels (1 NaN, 0 Inf)" in prot.getErrorMessage()
+    assert "nan.mrc" in prot.getErrorMessage()
+    assert not os.path.exists(prot._getExtraPath("map_stats.json"))
