@@ -136,3 +136,26 @@ def test_missing_corrupt_and_foreign_files(tmp_path):
     torch.save({"header": "{not json", "state_dict": {}}, bad_json)
     with pytest.raises(InputError, match="JSON"):
         load_weights(bad_json)
+
+
+def test_load_network_builds_known_architecture(tmp_path):
+    import torch
+    from deepqs.io.weights import load_network, save_weights
+
+    def tiny(width=3):
+        return torch.nn.Sequential(torch.nn.Linear(2, width), torch.nn.Tanh(), torch.nn.Linear(width, 1))
+
+    torch.manual_seed(0)
+    net = tiny(width=5)
+    path = tmp_path / "tiny.pt"
+    save_weights(path, net.state_dict(), {"architecture": "tiny", "version": 1, "config": {"width": 5}})
+    loaded, header = load_network(path, {"tiny": tiny})
+    x = torch.tensor([[0.3, -1.2]])
+    assert torch.equal(loaded(x), net(x))
+    assert header["config"] == {"width": 5} and not loaded.training
+
+    with pytest.raises(InputError, match="unknown architecture 'tiny'"):
+        load_network(path, {"other": tiny})
+    save_weights(path, net.state_dict(), {"architecture": "tiny", "version": 1, "config": {"width": 4}})
+    with pytest.raises(InputError, match="do not fit architecture 'tiny'"):
+        load_network(path, {"tiny": tiny})

@@ -26,14 +26,14 @@ import pickle
 import re
 import warnings
 import zipfile
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import torch
 
 from deepqs.errors import InputError, PathLike
 from deepqs.io.atomic import atomic_output
 
-__all__ = ["REQUIRED_HEADER_KEYS", "save_weights", "load_weights"]
+__all__ = ["REQUIRED_HEADER_KEYS", "save_weights", "load_weights", "load_network"]
 
 #: Keys every weights header must hold.
 REQUIRED_HEADER_KEYS = ("architecture", "version")
@@ -137,3 +137,38 @@ def load_weights(
             p, f"weights are for architecture {header['architecture']!r}, expected {expected_architecture!r}"
         )
     return dict(state), header
+
+
+def load_network(
+    path: PathLike, architectures: Mapping[str, Callable[..., "torch.nn.Module"]]
+) -> Tuple["torch.nn.Module", Dict[str, Any]]:
+    """Build the network a weights file names and load its weights; return ``(network, header)``.
+
+    ``architectures`` maps architecture names to constructors (the engine's known networks);
+    the header's optional ``config`` object is passed to the constructor as keyword arguments.
+    Only known architectures are built, and only tensors are loaded (``weights_only=True``).
+
+    Raises InputError for an unknown architecture or weights that do not fit it (missing,
+    unexpected or mis-shaped tensors).
+    """
+    state, header = load_weights(path)
+    p = os.fspath(path)
+    name = header["architecture"]
+    if name not in architectures:
+        known = ", ".join(sorted(architectures)) or "none"
+        raise InputError(p, f"unknown architecture {name!r} (known: {known})")
+    config = header.get("config", {})
+    if not isinstance(config, dict):
+        raise InputError(p, "the weights header 'config' must be a JSON object")
+    try:
+        net = architectures[name](**config)
+    except TypeError as exc:
+        raise InputError(p, f"the header's config does not fit architecture {name!r}: {exc}") from None
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:3])
+        raise InputError(p, f"weights do not fit architecture {name!r}: {detail}") from None
+    net.eval()
+    return net, header
