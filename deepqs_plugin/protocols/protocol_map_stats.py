@@ -1,21 +1,14 @@
 """Map statistics: the first DeepQs protocol, a check that a map is what the user thinks it is."""
 
-import os
 import shlex
 
 import pyworkflow.protocol.params as params
 from pyworkflow.protocol.constants import STEPS_SERIAL
 
 from deepqs_plugin import __version__
-from deepqs_plugin.constants import MAP_HISTOGRAM_PNG, MAP_STATS_JSON, ORIGIN_FROM_HEADER, ORIGIN_FROM_SCIPION
+from deepqs_plugin.constants import MAP_HISTOGRAM_PNG, MAP_STATS_JSON, ORIGIN_FROM_SCIPION
 from deepqs_plugin.objects import MapStatistics
 from deepqs_plugin.protocols.protocol_base import DeepQsProtocol
-
-
-def volumeFile(volume) -> str:
-    """Path of a Scipion Volume's file, without Scipion's ``:mrc`` format suffix."""
-    fn = volume.getFileName()
-    return fn[:-4] if fn.endswith(":mrc") else fn
 
 
 class ProtDeepQsMapStats(DeepQsProtocol):
@@ -36,14 +29,7 @@ class ProtDeepQsMapStats(DeepQsProtocol):
                       label="Input map", important=True,
                       help="The map (MRC/CCP4) to describe. Its sampling rate (Å/voxel) is "
                            "taken from the Scipion object, which the import protocol asked for.")
-        form.addParam("originFrom", params.EnumParam,
-                      choices=["map file header", "Scipion object"], default=ORIGIN_FROM_HEADER,
-                      display=params.EnumParam.DISPLAY_HLIST, label="Map origin from",
-                      help="Where the real-space position (Å) of the first voxel comes from. "
-                           "'map file header' follows the header origin (or nstart × voxel size "
-                           "when the origin is zero), as Chimera/ChimeraX and MapQ do; atomic "
-                           "models deposited with the map fit this frame. 'Scipion object' uses "
-                           "the origin set when importing into Scipion (centred by default).")
+        self._defineOriginParam(form)
         form.addParam("bins", params.IntParam, default=100, label="Histogram bins",
                       validators=[params.Range(10, 1000, "between 10 and 1000")],
                       help="Number of bins of the voxel-value histogram.")
@@ -55,15 +41,10 @@ class ProtDeepQsMapStats(DeepQsProtocol):
 
     # --------------------------- STEPS functions -----------------------------
     def computeStatsStep(self):
-        vol = self.inputVolume.get()
-        args = ["info", shlex.quote(os.path.abspath(volumeFile(vol))),
-                "--voxel-size", "%.6f" % vol.getSamplingRate(),
+        args = ["info"] + self._mapArgs(self.inputVolume.get()) + [
                 "--bins", str(self.bins.get()),
                 "--output", shlex.quote(self._getExtraPath(MAP_STATS_JSON)),
                 "--histogram", shlex.quote(self._getExtraPath(MAP_HISTOGRAM_PNG))]
-        if self.originFrom.get() == ORIGIN_FROM_SCIPION:
-            # "=" keeps argparse from reading a negative origin as an option
-            args += ["--origin=%.6f,%.6f,%.6f" % vol.getShiftsFromOrigin()]
         self.runEngine(args)
 
     def createOutputStep(self):
@@ -76,15 +57,7 @@ class ProtDeepQsMapStats(DeepQsProtocol):
 
     # --------------------------- INFO functions ------------------------------
     def _validate(self):
-        errors = []
-        vol = self.inputVolume.get()
-        if vol is None:
-            return ["Choose an input map."]
-        if not vol.getSamplingRate() or vol.getSamplingRate() <= 0:
-            errors.append("The input map has no sampling rate (Å/voxel): set it when importing.")
-        if not os.path.exists(volumeFile(vol)):
-            errors.append("The map file %s does not exist." % volumeFile(vol))
-        return errors
+        return self._validateVolume(self.inputVolume.get())
 
     def _warnings(self):
         warnings = []

@@ -1,0 +1,32 @@
+"""``make demo`` end to end: engine data, then imports and DeepQs protocols in a Scipion project."""
+
+import json
+import os
+import shutil
+
+import mrcfile
+import pytest
+
+
+def test_scipion_demo(tmp_path, capsys):
+    from deepqs_plugin.demo import main
+
+    cwd = os.getcwd()
+    try:
+        assert main(["--out", str(tmp_path / "demo"), "--project", "deepqs_demo_test_%d" % os.getpid()]) == 0
+    finally:
+        os.chdir(cwd)
+    out = capsys.readouterr().out
+    manifest = json.loads((tmp_path / "demo" / "demo_manifest.json").read_text())
+    for path in [manifest["map"]["map"], manifest["map"]["model"], *manifest["map"]["half_maps"],
+                 *manifest["micrographs"]["micrographs"], manifest["map_histogram_png"]]:
+        assert os.path.getsize(path) > 0, path
+    with mrcfile.open(manifest["map"]["map"], permissive=True) as m:
+        assert float(m.voxel_size.x) == pytest.approx(manifest["map"]["voxel_size_A"])
+    assert abs(manifest["map"]["half_map_fsc_0.143_A"] - 4.0) < 0.4
+    assert "Demo outputs" in out and "Scipion project:" in out
+    project_line = next(line for line in out.splitlines() if "Scipion project:" in line)
+    project_path = project_line.split("Scipion project:")[1].strip()
+    assert os.path.isdir(os.path.join(project_path, "Runs"))
+    if not os.environ.get("DEEPQS_KEEP_PROJECTS"):
+        shutil.rmtree(project_path, ignore_errors=True)
