@@ -47,3 +47,32 @@ def write_json(path: str, obj) -> None:
         with open(tmp, "w") as fh:
             json.dump(obj, fh, indent=2)
             fh.write("\n")
+
+
+def xyz(text: str):
+    """Parse ``"x,y,z"`` (three numbers, Å) into a tuple."""
+    value = triple(text)
+    if not isinstance(value, tuple):
+        raise argparse.ArgumentTypeError(f"expected three numbers x,y,z, got {text!r}")
+    return value
+
+
+def add_grid_options(p) -> None:
+    """``--voxel-size`` and ``--origin``: correct a map's header from the command line."""
+    p.add_argument("--voxel-size", type=triple, default=None, metavar="A",
+                   help="override the map's voxel size in Å/voxel (one number or x,y,z) when the header is wrong")
+    p.add_argument("--origin", type=xyz, default=None, metavar="X,Y,Z",
+                   help="replace the map's origin: real-space position in Å of the first voxel "
+                        "(write --origin=-10,0,5 when the first number is negative)")
+
+
+def read_map_from_args(path: str, args, mmap: bool = False):
+    """Read a map applying ``--voxel-size`` and ``--origin`` (see :func:`add_grid_options`)."""
+    import numpy as np
+
+    from deepqs.io import read_map
+
+    m = read_map(path, voxel_size=args.voxel_size, mmap=mmap)
+    if args.origin is not None:
+        m.origin = np.asarray(args.origin, dtype=np.float64)
+    return m

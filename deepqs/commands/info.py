@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from deepqs.commands.common import positive_int, triple, write_json
+from deepqs.commands.common import add_grid_options, positive_int, write_json
 
 HELP = "what a map, model, coordinate or weights file holds"
 
@@ -18,10 +18,7 @@ def add_parser(sub) -> None:
         "Weights (.pt): the model card header."),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("file", help="file to describe")
-    p.add_argument("--voxel-size", type=triple, default=None, metavar="A",
-                   help="override the map's voxel size in Å/voxel (one number or x,y,z) when the header is wrong")
-    p.add_argument("--origin", type=triple, default=None, metavar="X,Y,Z",
-                   help="replace the map's origin: real-space position in Å of the first voxel")
+    add_grid_options(p)
     p.add_argument("--bins", type=positive_int, default=100, help="histogram bins for maps")
     p.add_argument("--histogram", metavar="PNG", help="also write the map's value histogram to this PNG")
     p.add_argument("--output", metavar="JSON", help="also write the summary to this JSON file")
@@ -34,10 +31,7 @@ def run(args) -> int:
     from deepqs.info import describe_file
     from deepqs.errors import InputError
 
-    origin = args.origin
-    if origin is not None and not isinstance(origin, tuple):
-        raise InputError(None, "--origin needs three numbers x,y,z in Å")
-    summary = describe_file(args.file, voxel_size=args.voxel_size, origin=origin, bins=args.bins)
+    summary = describe_file(args.file, voxel_size=args.voxel_size, origin=args.origin, bins=args.bins)
     if args.histogram:
         if summary["kind"] != "map":
             raise InputError(args.file, "--histogram applies to maps only")
