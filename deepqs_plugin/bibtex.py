@@ -33,9 +33,10 @@
 
 @article{DeepQs,
   title = {DeepQs: local quality assessment of cryo-EM density map by deep learning map-model fit score},
-  author = {{The DeepQs authors}},
+  author = {DeepQs Authors},
   journal = {Journal of Structural Biology},
-  note = {Local Q-score prediction from the density map alone}
+  year = {n.d.},
+  note = {Local Q-score prediction from the density map alone; see the journal for authors and year}
 }
 
 @article{Sorzano2022,

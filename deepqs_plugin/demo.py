@@ -56,7 +56,7 @@ def main(argv=None) -> int:
         ProtImportVolumes, objLabel="import simulated map", filesPath=sim["map"],
         samplingRate=sim["voxel_size_A"], setHalfMaps=True, half1map=sim["half_maps"][0],
         half2map=sim["half_maps"][1]))
-    _launch(project, project.newProtocol(
+    imp_pdb = _launch(project, project.newProtocol(
         ProtImportPdb, objLabel="import simulated model", inputPdbData=1, pdbFile=sim["model"],
         inputVolume=imp_vol.outputVolume))
     mics = manifest["micrographs"]
@@ -71,6 +71,13 @@ def main(argv=None) -> int:
                                                  inputVolume=imp_vol.outputVolume))
     for line in stats.summary():
         print("  " + line)
+    ProtDeepQsQScore = Domain.getProtocols()["ProtDeepQsQScore"]
+    qscore = _launch(project, project.newProtocol(ProtDeepQsQScore, objLabel="q-score",
+                                                  inputVolume=imp_vol.outputVolume,
+                                                  inputStructure=imp_pdb.outputPdb,
+                                                  resolution=sim["requested_resolution_A"]))
+    for line in qscore.summary():
+        print("  " + line)
 
     print("\nDemo outputs")
     print("  engine data (maps, model, micrographs, coordinates): %s" % out)
@@ -78,6 +85,7 @@ def main(argv=None) -> int:
     in_project = lambda path: os.path.abspath(os.path.join(project.getPath(), path))
     print("  map statistics: %s" % in_project(stats.mapStats.getJsonFile()))
     print("  histogram: %s" % in_project(stats.mapStats.getHistogramFile()))
+    print("  model with Q-scores: %s" % in_project(qscore.outputAtomStruct.getFileName()))
     print("  open it in the GUI with: scipion3 project %s" % name)
     return 0
 

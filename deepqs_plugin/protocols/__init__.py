@@ -1,3 +1,4 @@
 """Protocols of the DeepQs plugin."""
 
 from .protocol_map_stats import ProtDeepQsMapStats
+from .protocol_qscore import ProtDeepQsQScore

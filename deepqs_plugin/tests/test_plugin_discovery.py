@@ -60,3 +60,14 @@ def test_protocols_conf_lists_every_protocol():
     listed = set(_conf_protocol_values(tree, []))
     ours = {name for name, cls in Domain.getProtocols().items() if cls._package is deepqs_plugin}
     assert ours and ours <= listed
+
+
+def test_every_citation_formats():
+    """Scipion formats each reference (needs author, journal, year) without an error."""
+    from pyworkflow.protocol import Protocol
+
+    prot = Protocol()
+    for key, cite in deepqs_plugin._bibtex.items():
+        text = prot._getCiteText(cite)
+        assert "Error with citation" not in text, key
+        assert cite["year"] in text

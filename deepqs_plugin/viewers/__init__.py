@@ -1,3 +1,4 @@
 """Viewers of the DeepQs plugin."""
 
 from .viewer_map_stats import DeepQsMapStatsViewer
+from .viewer_qscore import DeepQsQScoreAttributeViewer, DeepQsQScoreViewer
