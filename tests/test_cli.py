@@ -114,3 +114,35 @@ def test_missing_and_unknown_files(tmp_path):
 def test_bad_argument_values_exit_2():
     rc, _, err = run_cli("simulate", "map", "--out", "x", "--voxel-size", "-1")
     assert rc == 2 and "positive" in err
+
+
+def test_simulate_map_command(tmp_path, capsys):
+    from deepqs.io import read_map, read_atoms
+
+    out = tmp_path / "sim"
+    assert main(["simulate", "map", "--out", str(out), "--residues", "30", "--resolution", "5",
+                 "--voxel-size", "1.2", "--seed", "4", "--json"]) == 0
+    manifest = json.loads(capsys.readouterr().out)
+    m = read_map(manifest["map"])
+    h1 = read_map(manifest["half_maps"][0])
+    assert np.allclose(m.voxel_size, 1.2) and h1.shape == m.shape
+    assert abs(manifest["half_map_fsc_0.143_A"] - 5.0) < 0.5
+    assert len(read_atoms(manifest["model"])) == manifest["n_atoms"]
+
+
+def test_simulate_micrographs_command(tmp_path, capsys):
+    from deepqs.io import read_coordinates, read_micrograph
+
+    out = tmp_path / "mics"
+    assert main(["simulate", "micrographs", "--out", str(out), "--n", "1", "--size", "512", "--particles", "6",
+                 "--pixel-size", "2.0", "--junk", "ice_blobs", "--json"]) == 0
+    manifest = json.loads(capsys.readouterr().out)
+    img, ps = read_micrograph(manifest["micrographs"][0])
+    assert img.shape == (512, 512) and ps == pytest.approx(2.0)
+    star = read_coordinates(out / "coordinates" / "mic_001.star")
+    box = read_coordinates(out / "coordinates" / "mic_001.box")
+    assert len(star) == 6
+    # .box corners (3 decimals) round-trip to the same centres
+    assert np.allclose(star.x, box.x, atol=1e-3) and np.allclose(star.y, box.y, atol=1e-3)
+    truth = json.loads((out / "ground_truth.json").read_text())
+    assert truth[0]["n_particles"] == 6 and any(j["kind"] == "ice_blobs" for j in truth[0]["junk"])
