@@ -145,4 +145,4 @@ def test_simulate_micrographs_command(tmp_path, capsys):
     # .box corners (3 decimals) round-trip to the same centres
     assert np.allclose(star.x, box.x, atol=1e-3) and np.allclose(star.y, box.y, atol=1e-3)
     truth = json.loads((out / "ground_truth.json").read_text())
-    assert truth[0]["n_particles"] == 6 and any(j["kind"] == "ice_blobs" for j in truth[0]["junk"])
+    assert truth[0]["n_particles"] == 6 and any(j["kind"] == "ice_blob" for j in truth[0]["junk"])
