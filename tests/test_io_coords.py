@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from helpers import assert_input_error
 
 from deepqs.errors import InputError
 from deepqs.io import (
@@ -21,11 +22,6 @@ from deepqs.io import (
 from deepqs.io.coords import coordinate_format
 
 
-def _assert_input_error(excinfo, path, *words):
-    msg = str(excinfo.value)
-    assert os.path.basename(str(path)) in msg
-    for w in words:
-        assert w.lower() in msg.lower(), msg
 
 
 def _coords(n=5, seed=0, score=True, mic=None):
@@ -111,7 +107,7 @@ def test_malformed_box(tmp_path, content, words):
     path.write_text(content)
     with pytest.raises(InputError) as exc:
         read_coordinates(path)
-    _assert_input_error(exc, path, *words)
+    assert_input_error(exc, path, *words)
 
 
 # ------------------------------------------------------------------------------------------
@@ -233,7 +229,7 @@ def test_star_empty_and_bad(tmp_path):
         path.write_text(content)
         with pytest.raises(InputError) as exc:
             read_coordinates(path)
-        _assert_input_error(exc, path, *words)
+        assert_input_error(exc, path, *words)
 
 
 def test_real_relion_autopick_star(shared_data):
@@ -272,12 +268,12 @@ def test_topaz_bad(tmp_path):
     bad_header.write_text("name\tx\ty\nm\t1\t2\n")
     with pytest.raises(InputError) as exc:
         read_coordinates(bad_header, fmt="topaz")
-    _assert_input_error(exc, bad_header, "image_name")
+    assert_input_error(exc, bad_header, "image_name")
     bad_row = tmp_path / "bad_row.txt"
     bad_row.write_text("image_name\tx_coord\ty_coord\tscore\nm\t1\tbad\t0.5\n")
     with pytest.raises(InputError) as exc:
         read_coordinates(bad_row)
-    _assert_input_error(exc, bad_row, "line 2", "non-numeric")
+    assert_input_error(exc, bad_row, "line 2", "non-numeric")
     short = tmp_path / "short.txt"
     short.write_text("image_name\tx_coord\ty_coord\tscore\nm\t1\t2\n")
     with pytest.raises(InputError, match="line 2"):
@@ -345,7 +341,7 @@ def test_cryosparc_bad(tmp_path):
     _write_cs(path, obj)
     with pytest.raises(InputError) as exc:
         read_coordinates(path)
-    _assert_input_error(exc, path, "pickled")
+    assert_input_error(exc, path, "pickled")
     lacking = tmp_path / "lacking.cs"
     _write_cs(lacking, np.zeros(2, dtype=[("location/center_x_frac", "<f4")]))
     with pytest.raises(InputError, match="micrograph_shape"):
@@ -354,13 +350,13 @@ def test_cryosparc_bad(tmp_path):
     garbage.write_bytes(b"not numpy at all")
     with pytest.raises(InputError) as exc:
         read_coordinates(garbage)
-    _assert_input_error(exc, garbage, "not a cryoSPARC")
+    assert_input_error(exc, garbage, "not a cryoSPARC")
 
 
 def test_missing_and_unknown(tmp_path):
     with pytest.raises(InputError) as exc:
         read_coordinates(tmp_path / "nope.box")
-    _assert_input_error(exc, "nope.box", "not found")
+    assert_input_error(exc, "nope.box", "not found")
     odd = tmp_path / "odd.dat"
     odd.write_text("hello there\n")
     with pytest.raises(InputError, match="unknown coordinate format"):

@@ -7,6 +7,7 @@ import warnings
 import mrcfile
 import numpy as np
 import pytest
+from helpers import assert_input_error
 
 from deepqs.errors import InputError
 from deepqs.io import (
@@ -50,11 +51,6 @@ def _raw_mrc(path, file_array, **header):
     return path
 
 
-def _assert_input_error(excinfo, path, *words):
-    msg = str(excinfo.value)
-    assert os.path.basename(str(path)) in msg
-    for w in words:
-        assert w.lower() in msg.lower(), msg
 
 
 # ------------------------------------------------------------------------------------------
@@ -235,7 +231,7 @@ def test_voxel_size_override_and_invalid_voxel_size(tmp_path):
     zero = _raw_mrc(tmp_path / "zero_cell.mrc", arr, cella=(0.0, 0.0, 0.0))
     with pytest.raises(InputError) as exc:
         read_map(zero)
-    _assert_input_error(exc, zero, "voxel size", "override")
+    assert_input_error(exc, zero, "voxel size", "override")
     np.testing.assert_array_equal(read_map(zero, voxel_size=1.34).voxel_size, [1.34] * 3)
     np.testing.assert_array_equal(read_map(zero, voxel_size=(1.0, 2.0, 3.0)).voxel_size, [1.0, 2.0, 3.0])
     with pytest.raises(InputError):
@@ -260,7 +256,7 @@ def test_ispg0_volume_is_a_volume_and_stacks_need_allow_stack(tmp_path):
     write_stack(stack, arr, pixel_size=1.7)
     with pytest.raises(InputError) as exc:
         read_map(stack)
-    _assert_input_error(exc, stack, "stack")
+    assert_input_error(exc, stack, "stack")
     ms = read_map(stack, allow_stack=True)
     assert ms.shape == (4, 5, 6)
     np.testing.assert_allclose(ms.voxel_size, [1.7] * 3, rtol=2 * F32)
@@ -296,7 +292,7 @@ def test_micrograph_refuses_stacks_and_zero_pixel_size(tmp_path):
     write_stack(stack, _volume((3, 8, 8)), pixel_size=1.0)
     with pytest.raises(InputError) as exc:
         read_micrograph(stack)
-    _assert_input_error(exc, stack, "3 sections")
+    assert_input_error(exc, stack, "3 sections")
     one = tmp_path / "one.mrcs"
     write_stack(one, _volume((1, 8, 8)), pixel_size=2.0)
     arr, ps = read_micrograph(one)
@@ -349,12 +345,12 @@ def test_map_header_info_is_plain_json(tmp_path):
 def test_missing_and_empty_files(tmp_path):
     with pytest.raises(InputError) as exc:
         read_map(tmp_path / "nope.mrc")
-    _assert_input_error(exc, "nope.mrc", "not found")
+    assert_input_error(exc, "nope.mrc", "not found")
     empty = tmp_path / "empty.mrc"
     empty.write_bytes(b"")
     with pytest.raises(InputError) as exc:
         read_map(empty)
-    _assert_input_error(exc, empty, "empty")
+    assert_input_error(exc, empty, "empty")
     with pytest.raises(InputError, match="empty"):
         map_header_info(empty)
 
@@ -364,12 +360,12 @@ def test_garbage_and_short_files(tmp_path):
     garbage.write_bytes(np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes())
     with pytest.raises(InputError) as exc:
         read_map(garbage)
-    _assert_input_error(exc, garbage, "not an MRC")
+    assert_input_error(exc, garbage, "not an MRC")
     short = tmp_path / "short.map"
     short.write_bytes(b"hello, not a map\n" * 10)
     with pytest.raises(InputError) as exc:
         read_map(short)
-    _assert_input_error(exc, short, "not an MRC", "1024")
+    assert_input_error(exc, short, "not an MRC", "1024")
     text = tmp_path / "text.mrc"
     text.write_bytes(b"ATOM      1  N   ALA A   1      11.104   6.134  -6.504  1.00  0.00           N\n" * 30)
     with pytest.raises(InputError, match="not an MRC"):
@@ -380,7 +376,7 @@ def test_bad_axis_order_is_not_an_mrc(tmp_path):
     path = _raw_mrc(tmp_path / "axes.mrc", _volume((2, 2, 2)), axes=(1, 1, 3))
     with pytest.raises(InputError) as exc:
         read_map(path)
-    _assert_input_error(exc, path, "mapc/mapr/maps", "(1, 1, 3)")
+    assert_input_error(exc, path, "mapc/mapr/maps", "(1, 1, 3)")
 
 
 def test_truncated_file(tmp_path):
@@ -391,7 +387,7 @@ def test_truncated_file(tmp_path):
     for mmap in (False, True):
         with pytest.raises(InputError) as exc:
             read_map(trunc, mmap=mmap)
-        _assert_input_error(exc, trunc, "truncated", "256 bytes")
+        assert_input_error(exc, trunc, "truncated", "256 bytes")
     with pytest.raises(InputError, match="truncated"):
         map_header_info(trunc)
     header_only = tmp_path / "header_only.mrc"
@@ -407,7 +403,7 @@ def test_truncated_gzip(tmp_path):
     trunc.write_bytes(blob[: len(blob) // 2])
     with pytest.raises(InputError) as exc:
         read_map(trunc)
-    _assert_input_error(exc, trunc)
+    assert_input_error(exc, trunc)
 
 
 @pytest.mark.parametrize("mode", [3, 4])
@@ -420,7 +416,7 @@ def test_complex_modes_are_refused(tmp_path, mode):
         _raw_mrc(path, np.ones((2, 3, 4), dtype=np.float32), mode=3)
     with pytest.raises(InputError) as exc:
         read_map(path)
-    _assert_input_error(exc, path, f"mode {mode}", "unsupported")
+    assert_input_error(exc, path, f"mode {mode}", "unsupported")
     with pytest.raises(InputError, match="unsupported"):
         map_header_info(path)
 
@@ -433,7 +429,7 @@ def test_non_finite_voxels(tmp_path, bad):
     for mmap in (False, True):
         with pytest.raises(InputError) as exc:
             read_map(path, mmap=mmap)
-        _assert_input_error(exc, path, "non-finite")
+        assert_input_error(exc, path, "non-finite")
     info = map_header_info(path)
     assert info["n_nonfinite"] == 1
     assert info["max"] == pytest.approx(float(np.nanmax(np.where(np.isfinite(arr), arr, np.nan))))
@@ -446,7 +442,7 @@ def test_zero_size_map(tmp_path):
         mrc.set_data(np.zeros((0, 3, 4), dtype=np.float32))
     with pytest.raises(InputError) as exc:
         read_map(path)
-    _assert_input_error(exc, path, "zero-size")
+    assert_input_error(exc, path, "zero-size")
 
 
 def test_directory_is_refused(tmp_path):
@@ -528,7 +524,7 @@ def test_header_edge_case(shared_data, name):
         assert info["voxel_size_valid"] is False and info["is_stack"] is True
         with pytest.raises(InputError) as exc:
             read_stack(path)
-        _assert_input_error(exc, path, "voxel size", "override")
+        assert_input_error(exc, path, "voxel size", "override")
         with pytest.raises(InputError, match="override"):
             read_map(path, allow_stack=True)
         imgs, ps = read_stack(path, pixel_size=1.5)

@@ -7,6 +7,7 @@ import gemmi
 import mrcfile
 import numpy as np
 import pytest
+from helpers import assert_input_error
 from scipy.ndimage import map_coordinates
 
 from deepqs.errors import InputError
@@ -59,11 +60,6 @@ def pdb_file(tmp_path):
     return path
 
 
-def _assert_input_error(excinfo, path, *words):
-    msg = str(excinfo.value)
-    assert os.path.basename(str(path)) in msg
-    for w in words:
-        assert w.lower() in msg.lower(), msg
 
 
 def test_atoms_from_pdb(pdb_file):
@@ -179,7 +175,7 @@ def test_write_model_round_trip_real(shared_data, tmp_path):
 def test_missing_model(tmp_path):
     with pytest.raises(InputError) as exc:
         read_model(tmp_path / "nope.pdb")
-    _assert_input_error(exc, "nope.pdb", "not found")
+    assert_input_error(exc, "nope.pdb", "not found")
 
 
 @pytest.mark.parametrize(
@@ -198,7 +194,7 @@ def test_bad_models(tmp_path, name, content, words):
     path.write_bytes(content)
     with pytest.raises(InputError) as exc:
         read_model(path)
-    _assert_input_error(exc, path, *words)
+    assert_input_error(exc, path, *words)
 
 
 # ------------------------------------------------------------------------------------------
@@ -216,7 +212,7 @@ def test_check_model_in_map(pdb_file, tmp_path):
     far = MapData(np.zeros((10, 10, 10), np.float32), voxel_size=1.0, origin=(500.0, 0.0, 0.0), path="far.mrc")
     with pytest.raises(InputError) as exc:
         check_model_in_map(a, far, path=pdb_file)
-    _assert_input_error(exc, pdb_file, "model lies entirely outside the map", "far.mrc")
+    assert_input_error(exc, pdb_file, "model lies entirely outside the map", "far.mrc")
     assert check_model_in_map(np.array([[5.0, 5.0, 5.0]]), m) == 1.0
 
 

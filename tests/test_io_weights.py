@@ -5,6 +5,7 @@ import os
 import pickle
 
 import pytest
+from helpers import assert_input_error
 import torch
 
 from deepqs.errors import InputError
@@ -33,11 +34,6 @@ class _Evil:
         return (open, (self.marker, "w"))
 
 
-def _assert_input_error(excinfo, path, *words):
-    msg = str(excinfo.value)
-    assert os.path.basename(str(path)) in msg
-    for w in words:
-        assert w.lower() in msg.lower(), msg
 
 
 def test_round_trip(tmp_path):
@@ -86,7 +82,7 @@ def test_architecture_mismatch(tmp_path):
     save_weights(path, _net().state_dict(), HEADER)
     with pytest.raises(InputError) as exc:
         load_weights(path, expected_architecture="deepem_picker")
-    _assert_input_error(exc, path, "deepqs_unet3d", "deepem_picker")
+    assert_input_error(exc, path, "deepqs_unet3d", "deepem_picker")
 
 
 def test_pickled_objects_are_refused(tmp_path):
@@ -95,26 +91,26 @@ def test_pickled_objects_are_refused(tmp_path):
     torch.save({"header": json.dumps(HEADER), "state_dict": {"w": _Evil(str(marker))}}, path)
     with pytest.raises(InputError) as exc:
         load_weights(path)
-    _assert_input_error(exc, path, "pickled python objects", "refusing")
+    assert_input_error(exc, path, "pickled python objects", "refusing")
     raw = tmp_path / "evil.pkl"
     raw.write_bytes(pickle.dumps(_Evil(str(marker))))
     with pytest.raises(InputError) as exc:
         load_weights(raw)
-    _assert_input_error(exc, raw, "refusing")
+    assert_input_error(exc, raw, "refusing")
     assert not marker.exists()
 
 
 def test_missing_corrupt_and_foreign_files(tmp_path):
     with pytest.raises(InputError) as exc:
         load_weights(tmp_path / "nope.pt")
-    _assert_input_error(exc, "nope.pt", "not found")
+    assert_input_error(exc, "nope.pt", "not found")
     good = tmp_path / "good.pt"
     save_weights(good, _net().state_dict(), HEADER)
     trunc = tmp_path / "trunc.pt"
     trunc.write_bytes(good.read_bytes()[:300])
     with pytest.raises(InputError) as exc:
         load_weights(trunc)
-    _assert_input_error(exc, trunc, "not a torch weights file")
+    assert_input_error(exc, trunc, "not a torch weights file")
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(bytes(range(256)) * 8)
     with pytest.raises(InputError, match="not a torch weights file"):
@@ -127,7 +123,7 @@ def test_missing_corrupt_and_foreign_files(tmp_path):
     torch.save(_net().state_dict(), bare)
     with pytest.raises(InputError) as exc:
         load_weights(bare)
-    _assert_input_error(exc, bare, "not a deepqs weights file")
+    assert_input_error(exc, bare, "not a deepqs weights file")
     no_arch = tmp_path / "no_arch.pt"
     torch.save({"header": json.dumps({"version": 1}), "state_dict": {}}, no_arch)
     with pytest.raises(InputError, match="architecture"):

@@ -38,7 +38,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from deepqs.errors import InputError, PathLike
+from deepqs.errors import InputError, PathLike, check_input_file
 from deepqs.io.atomic import atomic_output
 
 __all__ = [
@@ -156,12 +156,7 @@ def _read_text(path: str) -> str:
 
 
 def _check_exists(path: PathLike) -> str:
-    p = os.fspath(path)
-    if not os.path.exists(p):
-        raise InputError(p, "file not found")
-    if os.path.isdir(p):
-        raise InputError(p, "is a folder, not a coordinate file")
-    return p
+    return check_input_file(path, "coordinate file")
 
 
 def coordinate_format(path: PathLike) -> str:

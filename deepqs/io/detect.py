@@ -12,7 +12,7 @@ import os
 import struct
 import zipfile
 
-from deepqs.errors import InputError, PathLike
+from deepqs.errors import InputError, PathLike, check_input_file
 
 __all__ = ["KINDS", "detect_kind"]
 
@@ -123,11 +123,7 @@ def detect_kind(path: PathLike) -> str:
 
     Raises InputError for a missing file or an unknown format.
     """
-    p = os.fspath(path)
-    if not os.path.exists(p):
-        raise InputError(p, "file not found")
-    if os.path.isdir(p):
-        raise InputError(p, "is a folder, not a file")
+    p = check_input_file(path)
     name = p.lower()
     for ext in (".gz", ".bz2"):
         if name.endswith(ext):

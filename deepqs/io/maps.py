@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import mrcfile
 import numpy as np
 
-from deepqs.errors import InputError, PathLike
+from deepqs.errors import InputError, PathLike, check_input_file
 from deepqs.io.atomic import atomic_output
 from deepqs.io.mapdata import MapData, Triple, as_triple
 
@@ -184,14 +184,8 @@ def _strip_compression_suffix(path: str) -> str:
 
 def _check_file(path: PathLike) -> Tuple[str, int, Optional[str]]:
     """Existence/size checks; returns (path, size in bytes, compression or None)."""
-    p = os.fspath(path)
-    if not os.path.exists(p):
-        raise InputError(p, "file not found")
-    if os.path.isdir(p):
-        raise InputError(p, "is a folder, not a map file")
+    p = check_input_file(path, "map file", allow_empty=False)
     size = os.path.getsize(p)
-    if size == 0:
-        raise InputError(p, "empty file (0 bytes)")
     with open(p, "rb") as fh:
         magic = fh.read(4)
     compressed = None

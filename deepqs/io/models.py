@@ -20,7 +20,7 @@ from typing import Dict, Iterable, Mapping, Optional, Union
 import gemmi
 import numpy as np
 
-from deepqs.errors import InputError, PathLike
+from deepqs.errors import InputError, PathLike, check_input_file
 from deepqs.io.atomic import atomic_output
 from deepqs.io.atoms import Atoms
 from deepqs.io.mapdata import MapData
@@ -83,11 +83,7 @@ def read_model(path: PathLike) -> gemmi.Structure:
     InputError
         Missing file, unparseable content, or no atoms (an empty model).
     """
-    p = os.fspath(path)
-    if not os.path.exists(p):
-        raise InputError(p, "file not found")
-    if os.path.isdir(p):
-        raise InputError(p, "is a folder, not a model file")
+    p = check_input_file(path, "model file")
     if os.path.getsize(p) == 0:
         raise InputError(p, "empty file: no atoms")
     fmt = _sniff_model_format(p)
@@ -282,9 +278,7 @@ def read_atom_site_column(path: PathLike, name: str) -> np.ndarray:
     Useful for score columns that gemmi's ``Structure`` drops (``Q-score``, MapQ's ``Q_score``).
     Rows are in file order (all models).  Raises InputError when the file or the item is missing.
     """
-    p = os.fspath(path)
-    if not os.path.exists(p):
-        raise InputError(p, "file not found")
+    p = check_input_file(path, "model file")
     try:
         doc = gemmi.cif.read(p)
         block = doc.sole_block()

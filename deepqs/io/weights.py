@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import torch
 
-from deepqs.errors import InputError, PathLike
+from deepqs.errors import InputError, PathLike, check_input_file
 from deepqs.io.atomic import atomic_output
 
 __all__ = ["REQUIRED_HEADER_KEYS", "save_weights", "load_weights", "load_network"]
@@ -86,13 +86,7 @@ def load_weights(
         objects (refused, never unpickled); no deepqs header or a header lacking
         ``architecture``/``version``; ``expected_architecture`` differing from the header's.
     """
-    p = os.fspath(path)
-    if not os.path.exists(p):
-        raise InputError(p, "file not found")
-    if os.path.isdir(p):
-        raise InputError(p, "is a folder, not a weights file")
-    if os.path.getsize(p) == 0:
-        raise InputError(p, "empty file, not a weights file")
+    p = check_input_file(path, "weights file", allow_empty=False)
     with open(p, "rb") as fh:
         magic = fh.read(4)
     try:
