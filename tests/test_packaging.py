@@ -32,6 +32,9 @@ def test_wheel_contents(wheel):
     # Shipped weights (deepqs/weights/*.pt + model cards) are package data too.
     for path in (REPO / "deepqs" / "weights").glob("*.pt") if (REPO / "deepqs" / "weights").exists() else []:
         assert f"deepqs/weights/{path.name}" in names
+        card = path.with_suffix(".md")
+        if card.exists():
+            assert f"deepqs/weights/{card.name}" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "[pyworkflow.plugin]" in text and "deepqs_plugin = deepqs_plugin" in text

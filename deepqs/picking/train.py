@@ -1,0 +1,364 @@
+"""Train a window classifier from micrographs and particle centres.
+
+Positives are windows centred on the given particles (jittered by up to
+:attr:`TrainConfig.jitter_px` working pixels); negatives are explicit ones (e.g. verified false
+positives) plus windows sampled away from every positive: half anywhere at least
+``neg_min_distance`` diameters from a particle, half in a ring just outside that distance (they
+teach the network to localise).  Every sample is rotated by a random multiple of 90° and
+randomly mirrored.  Each epoch draws as many negatives as positives (class balance).  Validation
+uses held-out micrographs (3 or more micrographs) or held-out particles; training stops early when
+the validation loss stops improving and keeps the best weights.  The "auto" threshold is the
+score with the highest F2 on the validation micrographs, and the standard-deviation range is
+learned from the training positives.
+
+Iterative retraining ("iteratively knowledgeable", DeepEM): pass ``init`` (a previous model) and
+examples holding verified true positives as positives and verified false positives as
+``negatives``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from deepqs.picking.evaluate import Match, best_f2_threshold, match_picks
+from deepqs.picking.model import PickerModel, load_model, save_model
+from deepqs.picking.networks import WindowNet, build_network
+from deepqs.picking.pick import STD_MARGIN, local_std, pick_prepared, sample_std
+from deepqs.picking.preprocess import PreparedMicrograph
+
+__all__ = ["TrainingExample", "TrainConfig", "TrainResult", "extract_windows", "sample_negatives", "train_picker",
+           "learn_std_range", "calibrate_threshold"]
+
+
+@dataclass
+class TrainingExample:
+    """One micrograph at working scale with its labels, in *original* micrograph pixels.
+
+    ``positives``: (n, 2) particle centres (x, y); ``negatives``: (m, 2) explicit non-particle
+    centres (verified false positives, carbon, ice) or None.
+    """
+
+    prepared: PreparedMicrograph
+    positives: np.ndarray
+    negatives: Optional[np.ndarray] = None
+
+    def working(self, xy: Optional[np.ndarray]) -> np.ndarray:
+        if xy is None or len(xy) == 0:
+            return np.zeros((0, 2))
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        xw, yw = self.prepared.to_working(xy[:, 0], xy[:, 1])
+        return np.stack([xw, yw], axis=1)
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (lengths in working pixels unless a name says otherwise)."""
+
+    arch: str = "default"
+    config: Dict = field(default_factory=dict)
+    epochs: int = 30
+    max_windows_per_epoch: int = 8192
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.2
+    patience: int = 5
+    seed: int = 0
+    jitter_px: float = 1.5
+    neg_min_distance: float = 0.4      # diameters
+    ring_max_distance: float = 1.0     # diameters
+    score_stride_px: int = 2
+    device: str = "cpu"
+    threads: Optional[int] = None
+    progress: bool = True
+    max_seconds: Optional[float] = None
+
+
+@dataclass
+class TrainResult:
+    """What training produced."""
+
+    model: PickerModel
+    history: List[Dict[str, float]]
+    best_epoch: int
+    epochs_run: int
+    n_train_positives: int
+    n_val_positives: int
+    threshold_source: str
+    stopped_early: bool
+
+
+def extract_windows(image: np.ndarray, xw: np.ndarray, yw: np.ndarray, box: int) -> np.ndarray:
+    """``(n, box, box)`` windows of ``image`` centred on working-pixel ``(xw, yw)``; zero outside.
+
+    The window of centre c starts at ``round(c - (box - 1) / 2)`` (same geometry as the score map).
+    """
+    img = np.asarray(image, dtype=np.float32)
+    pad = box
+    padded = np.pad(img, pad)
+    x0 = np.rint(np.asarray(xw) - (box - 1) / 2.0).astype(int) + pad
+    y0 = np.rint(np.asarray(yw) - (box - 1) / 2.0).astype(int) + pad
+    h, w = padded.shape
+    x0 = np.clip(x0, 0, w - box)
+    y0 = np.clip(y0, 0, h - box)
+    d = np.arange(box)
+    return padded[(y0[:, None] + d)[:, :, None], (x0[:, None] + d)[:, None, :]]
+
+
+def sample_negatives(shape: Tuple[int, int], positives: np.ndarray, n: int, min_dist: float,
+                     rng: np.random.Generator, ring: Optional[Tuple[float, float]] = None) -> np.ndarray:
+    """``(k <= n, 2)`` random working-pixel centres at least ``min_dist`` from every positive.
+
+    With ``ring = (r0, r1)`` the candidates are drawn at a distance in [r0, r1) of a random positive.
+    """
+    from scipy.spatial import cKDTree
+
+    h, w = shape
+    if n <= 0:
+        return np.zeros((0, 2))
+    m = 4 * n + 16
+    if ring is not None and len(positives):
+        base = positives[rng.integers(0, len(positives), m)]
+        ang = rng.uniform(0, 2 * np.pi, m)
+        rad = rng.uniform(ring[0], ring[1], m)
+        cand = base + np.stack([np.cos(ang), np.sin(ang)], 1) * rad[:, None]
+    else:
+        cand = np.stack([rng.uniform(0, w - 1, m), rng.uniform(0, h - 1, m)], 1)
+    inside = (cand[:, 0] >= 0) & (cand[:, 1] >= 0) & (cand[:, 0] <= w - 1) & (cand[:, 1] <= h - 1)
+    cand = cand[inside]
+    if len(positives):
+        d, _ = cKDTree(positives).query(cand, k=1)
+        cand = cand[d >= min_dist]
+    return cand[:n]
+
+
+def _augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Random rotation by k·90° and random mirror per sample (vectorised per group)."""
+    k = torch.from_numpy(rng.integers(0, 4, len(x)))
+    flip = torch.from_numpy(rng.random(len(x)) < 0.5)
+    x = torch.where(flip[:, None, None, None], torch.flip(x, dims=(3,)), x)
+    out = x.clone()
+    for r in range(1, 4):
+        sel = k == r
+        if bool(sel.any()):
+            out[sel] = torch.rot90(x[sel], r, dims=(2, 3))
+    return out
+
+
+def learn_std_range(examples: Sequence[TrainingExample], working_diameter_px: float,
+                    margin: float = STD_MARGIN) -> Optional[Tuple[float, float]]:
+    """The 1st-99th percentile range of the window std at the positives, widened by ``margin``."""
+    vals = []
+    for ex in examples:
+        p = ex.working(ex.positives)
+        if len(p):
+            vals.append(sample_std(ex.prepared, p[:, 0], p[:, 1], working_diameter_px))
+    if not vals:
+        return None
+    v = np.concatenate(vals)
+    lo, hi = np.percentile(v, [1, 99])
+    return float(lo / margin), float(hi * margin)
+
+
+def _split(examples: Sequence[TrainingExample], frac: float, rng: np.random.Generator):
+    """(train examples, val examples, by_micrograph)."""
+    n = len(examples)
+    if n >= 3 and frac > 0:
+        n_val = max(1, int(round(frac * n)))
+        idx = rng.permutation(n)
+        val = set(idx[:n_val].tolist())
+        return [e for i, e in enumerate(examples) if i not in val], [e for i, e in enumerate(examples) if i in val], True
+    tr, va = [], []
+    for e in examples:
+        k = len(e.positives)
+        perm = rng.permutation(k)
+        n_val = int(round(frac * k)) if k >= 5 else 0
+        tr.append(TrainingExample(e.prepared, e.positives[perm[n_val:]], e.negatives))
+        va.append(TrainingExample(e.prepared, e.positives[perm[:n_val]], None))
+    return tr, va, False
+
+
+def _epoch_data(examples: Sequence[TrainingExample], box: int, d_work: float, cfg: TrainConfig,
+                rng: np.random.Generator, cap: int, all_pos: Optional[Sequence[np.ndarray]] = None,
+                jitter: bool = True):
+    """Windows, targets and weights of one balanced epoch."""
+    xs, ys = [], []
+    per = max(1, cap // max(1, 2 * len(examples)))
+    for i, ex in enumerate(examples):
+        pos = ex.working(ex.positives)
+        avoid = all_pos[i] if all_pos is not None else pos
+        if len(pos) > per:
+            pos = pos[rng.choice(len(pos), per, replace=False)]
+        if jitter and len(pos):
+            pos = pos + rng.uniform(-cfg.jitter_px, cfg.jitter_px, pos.shape)
+        explicit = ex.working(ex.negatives)
+        n_neg = max(len(pos) - len(explicit), len(pos) // 2, 1 if len(pos) == 0 else 0)
+        md = cfg.neg_min_distance * d_work
+        neg_ring = sample_negatives(ex.prepared.image.shape, avoid, n_neg // 2, md, rng,
+                                    ring=(md, cfg.ring_max_distance * d_work))
+        neg_any = sample_negatives(ex.prepared.image.shape, avoid, n_neg - len(neg_ring), md, rng)
+        neg = np.concatenate([explicit, neg_ring, neg_any]) if len(explicit) else np.concatenate([neg_ring, neg_any])
+        for arr, lab in ((pos, 1.0), (neg, 0.0)):
+            if len(arr):
+                xs.append(extract_windows(ex.prepared.image, arr[:, 0], arr[:, 1], box))
+                ys.append(np.full(len(arr), lab, dtype=np.float32))
+    if not xs:
+        return None
+    x = torch.from_numpy(np.concatenate(xs))[:, None]
+    y = torch.from_numpy(np.concatenate(ys))
+    n_pos, n_neg = float(y.sum()), float(len(y) - y.sum())
+    w = torch.where(y > 0.5, 0.5 / max(n_pos, 1.0), 0.5 / max(n_neg, 1.0)) * len(y)
+    return x, y, w
+
+
+def _loss_on(net: WindowNet, data, device, batch: int) -> float:
+    x, y, w = data
+    net.eval()
+    total, wsum = 0.0, 0.0
+    with torch.no_grad():
+        for i in range(0, len(x), 1024):
+            xb, yb, wb = x[i:i + 1024].to(device), y[i:i + 1024].to(device), w[i:i + 1024].to(device)
+            raw = net(xb)
+            total += float(net.loss(raw, yb, wb) * wb.sum())
+            wsum += float(wb.sum())
+    return total / max(wsum, 1e-12)
+
+
+def calibrate_threshold(model: PickerModel, examples: Sequence[TrainingExample],
+                        device: str = "cpu") -> Tuple[float, float]:
+    """The threshold with the highest F2 (at 0.5x the particle radius) on labelled micrographs: ``(threshold, F2)``."""
+    return _auto_threshold(model, examples, device)
+
+
+def _auto_threshold(model: PickerModel, examples: Sequence[TrainingExample], device) -> Tuple[float, float]:
+    matches: List[Match] = []
+    for ex in examples:
+        if len(ex.positives) == 0:
+            continue
+        picks = pick_prepared(model, ex.prepared, threshold=None, std_range="model", device=device)
+        r = 0.5 * ex.prepared.diameter_px * 0.5          # 0.5 x particle radius, original pixels
+        matches.append(match_picks(np.stack([picks.x, picks.y], 1), ex.positives, r, picks.score))
+    if not matches:
+        return 0.5, 0.0
+    return best_f2_threshold(matches)
+
+
+def train_picker(examples: Sequence[TrainingExample], cfg: TrainConfig = TrainConfig(),
+                 init: Optional[PickerModel] = None, checkpoint: Optional[str] = None,
+                 log: Callable[[str], None] = lambda s: None,
+                 val_examples: Optional[Sequence[TrainingExample]] = None) -> TrainResult:
+    """Train (or continue training ``init``) on ``examples``; see the module docstring.
+
+    ``checkpoint``: a weights path written after every epoch; when it exists the run resumes
+    from it (weights, epoch count and history; the optimiser restarts).  Deterministic for a
+    given ``cfg.seed`` on the CPU.  ``val_examples``: explicit validation micrographs (otherwise
+    a split of ``examples``, see the module docstring).
+    """
+    if not examples:
+        raise ValueError("no training micrographs")
+    if sum(len(e.positives) for e in examples) == 0:
+        raise ValueError("no positive particles to train on")
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    from deepqs.picking.score import resolve_device
+
+    device = resolve_device(cfg.device)
+    d_work = init.working_diameter_px if init is not None else float(
+        np.median([e.prepared.diameter_px / e.prepared.scale[1] for e in examples]))
+    if init is not None:
+        net = init.net
+    else:
+        net = build_network(cfg.arch, **cfg.config)
+    start_epoch, history = 0, []
+    if checkpoint and os.path.exists(checkpoint):
+        prev = load_model(checkpoint)
+        net = prev.net
+        start_epoch = int(prev.info.get("epoch", 0))
+        history = list(prev.info.get("history", []))
+        log(f"resuming from {checkpoint} after epoch {start_epoch}")
+    net = net.to(device)
+    box = net.box
+    if val_examples:
+        train_ex, val_ex, by_mic = list(examples), list(val_examples), True
+    else:
+        train_ex, val_ex, by_mic = _split(examples, cfg.val_fraction, rng)
+    all_pos = [e.working(e.positives) for e in examples] if not by_mic else None
+    val_rng = np.random.default_rng(cfg.seed + 1)
+    val_data = None
+    if sum(len(e.positives) for e in val_ex):
+        val_data = _epoch_data(val_ex, box, d_work, cfg, val_rng, cap=4096, all_pos=all_pos, jitter=False)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    best_val, best_epoch, bad, stopped = math.inf, start_epoch, 0, False
+    t0 = time.time()
+    bar = None
+    if cfg.progress and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.epochs, initial=start_epoch, unit="epoch", desc="train", file=sys.stderr, leave=False)
+    epoch = start_epoch
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        data = _epoch_data(train_ex, box, d_work, cfg, rng, cfg.max_windows_per_epoch, all_pos=all_pos)
+        x, y, w = data
+        perm = torch.from_numpy(rng.permutation(len(x)))
+        net.train()
+        tot, n = 0.0, 0
+        for i in range(0, len(x), cfg.batch_size):
+            idx = perm[i:i + cfg.batch_size]
+            if len(idx) < 2:
+                continue
+            xb = _augment(x[idx], rng).to(device)
+            yb, wb = y[idx].to(device), w[idx].to(device)
+            loss = net.loss(net(xb), yb, wb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            tot += float(loss.detach()) * len(idx)
+            n += len(idx)
+        train_loss = tot / max(n, 1)
+        val_loss = _loss_on(net, val_data, device, cfg.batch_size) if val_data is not None else train_loss
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
+        log(f"epoch {epoch}: train loss {train_loss:.4f}, validation loss {val_loss:.4f}")
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}")
+        if val_loss < best_val - 1e-4:
+            best_val, best_epoch, bad = val_loss, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            bad += 1
+        if checkpoint:
+            save_model(checkpoint, PickerModel(net, d_work, cfg.score_stride_px,
+                                               info={"epoch": epoch, "history": history}))
+        if bad >= cfg.patience:
+            stopped = True
+            log(f"early stop: no improvement for {cfg.patience} epochs (best epoch {best_epoch})")
+            break
+        if cfg.max_seconds is not None and time.time() - t0 > cfg.max_seconds:
+            stopped = True
+            log(f"time limit reached after epoch {epoch}")
+            break
+    if bar is not None:
+        bar.close()
+    net.load_state_dict(best_state)
+    net.eval()
+    std_range = learn_std_range(train_ex, d_work)
+    model = PickerModel(net.cpu(), d_work, cfg.score_stride_px, std_range, 0.5)
+    thr_ex = val_ex if by_mic else [TrainingExample(e.prepared, e.positives) for e in examples]
+    thr, f2 = _auto_threshold(model, thr_ex, "cpu")
+    model.threshold = thr
+    source = "validation micrographs" if by_mic else "training micrographs (fewer than 3 micrographs)"
+    model.info.update({"history": history, "best_epoch": best_epoch, "threshold_source": source,
+                       "threshold_f2": f2, "arch": net.architecture})
+    return TrainResult(model, history, best_epoch, epoch, sum(len(e.positives) for e in train_ex),
+                       sum(len(e.positives) for e in val_ex), source, stopped)
