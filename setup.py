@@ -29,7 +29,7 @@ setup(
     py_modules=["deepqs_headless"],
     include_package_data=True,
     package_data={
-        "deepqs": ["weights/*.pt", "weights/*.json", "weights/*.md"],
+        "deepqs": ["weights/*.pt", "weights/*.json", "weights/*.md", "weights/*.png"],
         "deepqs_plugin": ["protocols.conf", "*.png", "templates/*.json"],
     },
     install_requires=[
