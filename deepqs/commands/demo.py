@@ -44,13 +44,18 @@ def run(args) -> int:
                                                junk=("ice_blobs", "carbon_edge", "aggregates"), seed=args.seed)
     step("Q-scores of the model in its map (MapQ algorithm, sigma 0.6 Å)")
     qscore_files = run_qscore(map_manifest, os.path.join(out, "map"), resolution=4.0)
+    step("DeepQs: local Q predicted from the map alone (shipped weights)")
+    localq_files = run_localq(map_manifest["map"], os.path.join(out, "map"))
+    step("DeepEM picking on the micrographs (shipped general model) and evaluation against the truth")
+    picking_files = run_picking(mic_manifest, os.path.join(out, "picks"))
     step("describing the map")
     summary = describe_file(map_manifest["map"])
     hist_png = os.path.join(out, "map", "map_histogram.png")
     h = summary["histogram"]
     plot_histogram(h["counts"], h["edges"], hist_png, title="simulated map: voxel values", xlabel="voxel value",
                    markers={"mean": summary["mean"], "mean + 3 std": summary["mean"] + 3 * summary["std"]})
-    manifest = {"map": map_manifest, "micrographs": mic_manifest, "qscore": qscore_files,
+    manifest = {"map": map_manifest, "micrographs": mic_manifest, "qscore": qscore_files, "localq": localq_files,
+                "picking": picking_files,
                 "map_summary": {k: v for k, v in summary.items() if k != "histogram"},
                 "map_histogram_png": hist_png}
     write_json(os.path.join(out, "demo_manifest.json"), manifest)
@@ -63,7 +68,10 @@ def run(args) -> int:
               f"{map_manifest['half_map_fsc_0.143_A']:.2f} Å, requested 4 Å)")
         print(f"  Q-scores:               {qscore_files['model']} (mean Q {qscore_files['mean_q']:.3f}; "
               f"expected at 4 Å: {qscore_files['expected_q']:.3f})")
+        print(f"  DeepQs local Q:         {localq_files['localq']} (median {localq_files['median_q']:.3f} -> "
+              f"{localq_files['implied_resolution_A']:.2f} Å)")
         print(f"  micrographs:            {mic_manifest['folder']}")
+        print(f"  DeepEM picks:           {picking_files['folder']} (F1 {picking_files['f1']:.2f} against the truth)")
         print(f"  ground-truth picks:     {mic_manifest['coordinates']} (.star, .box)")
         print(f"  map histogram:          {hist_png}")
         print(f"  manifest:               {os.path.join(out, 'demo_manifest.json')}")
@@ -87,3 +95,55 @@ def run_qscore(map_manifest: dict, out: str, resolution: float) -> dict:
     write_json(files["summary"], summary)
     files.update({"mean_q": summary["mean_q"], "expected_q": summary["expected_q"]})
     return files
+
+
+def _cli(args) -> None:
+    from deepqs.cli import main
+
+    rc = main([str(a) for a in args])
+    if rc:
+        raise SystemExit(rc)
+
+
+def run_localq(map_path: str, out: str) -> dict:
+    """DeepQs prediction with the shipped weights: local-Q and local-resolution maps + summary."""
+    import json
+
+    files = {"localq": os.path.join(out, "localq.mrc"), "local_resolution": os.path.join(out, "local_resolution.mrc"),
+             "summary": os.path.join(out, "localq_summary.json")}
+    _cli(["localq", "predict", map_path, "--out", files["localq"], "--out-resolution", files["local_resolution"],
+          "--json", files["summary"]])
+    with open(files["summary"]) as fh:
+        summary = json.load(fh)
+    files.update({"median_q": summary["median_q"], "implied_resolution_A": summary["resolution_from_median_A"]})
+    return files
+
+
+def run_picking(mic_manifest: dict, out: str) -> dict:
+    """Pick the simulated micrographs with the shipped model and score the picks against the truth."""
+    import json
+
+    summary = os.path.join(out, "pick_summary.json")
+    evaluation = os.path.join(out, "pick_eval.json")
+    diameter = mic_manifest["particle_diameter_A"]
+    pixel = mic_manifest["pixel_size_A"]
+    _cli(["pick", "run", "--micrographs", *mic_manifest["micrographs"], "--diameter", diameter,
+          "--pixel-size", pixel, "--out-dir", out, "--format", "star", "--json", summary])
+    picks = [os.path.join(out, os.path.splitext(os.path.basename(m))[0] + ".star") for m in mic_manifest["micrographs"]]
+    truth = [os.path.join(mic_manifest["coordinates"], os.path.basename(p)) for p in picks]
+    _cli(["pick", "eval", "--picks", *picks, "--truth", *truth, "--diameter", diameter, "--pixel-size", pixel,
+          "--pr-curve", os.path.join(out, "pr_curve.png"), "--json", evaluation])
+    with open(evaluation) as fh:
+        ev = json.load(fh)
+    return {"folder": out, "summary": summary, "evaluation": evaluation, "f1": _find_f1(ev)}
+
+
+def _find_f1(ev: dict) -> float:
+    """The F1 at half the particle radius from a ``deepqs pick eval`` summary."""
+    for key in ("radius_0.5", "half_radius", "at_0.5r"):
+        if key in ev and "f1" in ev[key]:
+            return float(ev[key]["f1"])
+    for value in ev.values():
+        if isinstance(value, dict) and "f1" in value:
+            return float(value["f1"])
+    return float(ev.get("f1", float("nan")))

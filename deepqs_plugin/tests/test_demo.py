@@ -24,6 +24,12 @@ def test_scipion_demo(tmp_path, capsys):
     with mrcfile.open(manifest["map"]["map"], permissive=True) as m:
         assert float(m.voxel_size.x) == pytest.approx(manifest["map"]["voxel_size_A"])
     assert abs(manifest["map"]["half_map_fsc_0.143_A"] - 4.0) < 0.4
+    # Engine steps: Q-score, DeepQs prediction, picking evaluated against the simulated truth.
+    assert 0.0 < manifest["qscore"]["mean_q"] <= 1.0
+    with mrcfile.open(manifest["localq"]["localq"], permissive=True) as m:
+        assert m.data.shape == (manifest["map"]["box"][2], manifest["map"]["box"][1], manifest["map"]["box"][0])
+    assert -1.0 <= manifest["localq"]["median_q"] <= 1.0
+    assert 0.0 < manifest["picking"]["f1"] <= 1.0
     assert "Demo outputs" in out and "Scipion project:" in out
     project_line = next(line for line in out.splitlines() if "Scipion project:" in line)
     project_path = project_line.split("Scipion project:")[1].strip()
