@@ -115,7 +115,8 @@ def predict_localq(mapdata: MapData, mask: Union[None, np.ndarray, MapData] = No
         Mask = map > threshold (map units), used when ``mask`` is None.
     weights : str, optional
         Weights file; default the shipped ``deepqs/weights/localq_default.pt``.
-    device : ``"cpu"`` or ``"cuda"``/``"cuda:N"``.
+    device : ``"cpu"``, ``"auto"`` or ``"cuda"``/``"cuda:N"``; a GPU that is not visible falls back
+        to the CPU with a warning on stderr (see ``deepqs.device``).
     batch, tile, overlap : tiles per forward pass, tile edge and overlap (voxels of 1 Å).
     network : (torch.nn.Module, header dict), optional
         Use this network instead of loading ``weights``.
@@ -133,8 +134,9 @@ def predict_localq(mapdata: MapData, mask: Union[None, np.ndarray, MapData] = No
     t0 = time.time()
     if mapdata.data.ndim != 3:
         raise InputError(mapdata.path, f"local Q needs a 3D map, got shape {mapdata.data.shape}")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(None, f"--device {device}: no CUDA GPU is available here (use --device cpu)")
+    from deepqs.device import resolve_device
+
+    device = resolve_device(device)  # a GPU that is not visible -> CPU with a warning
     mvox, mask_source, thr = _make_mask(mapdata, mask, threshold)
     if not mvox.any():
         raise InputError(mapdata.path, f"the molecular mask ({mask_source}"
