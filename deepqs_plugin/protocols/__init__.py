@@ -2,3 +2,4 @@
 
 from .protocol_map_stats import ProtDeepQsMapStats
 from .protocol_qscore import ProtDeepQsQScore
+from .protocol_localq_predict import ProtDeepQsPredict
