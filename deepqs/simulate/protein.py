@@ -892,8 +892,27 @@ def build_protein_model(n_residues: int = 120, seed: int = 0, side_chains: bool 
     """
     if not 20 <= int(n_residues) <= 200:
         raise InputError(None, f"n_residues must be between 20 and 200, got {n_residues}")
-    n_residues = int(n_residues)
-    rng = np.random.default_rng(seed)
+    # A few (seed, size) pairs leave a loop that cannot close; such a seed then continues with
+    # a derived random stream, still deterministic.
+    for attempt in range(_MAX_ATTEMPTS):
+        rng = np.random.default_rng(seed if attempt == 0 else [int(seed), attempt])
+        try:
+            return _build_protein_model_once(int(n_residues), rng, side_chains, chain_id, first_residue)
+        except _LoopNotClosed:
+            continue
+    raise RuntimeError(f"could not close the loops of a {n_residues}-residue procedural model (seed {seed})")
+
+
+class _LoopNotClosed(Exception):
+    """A loop between two secondary-structure elements found no clash-free closure."""
+
+
+_MAX_ATTEMPTS = 4
+
+
+def _build_protein_model_once(n_residues: int, rng: np.random.Generator, side_chains: bool, chain_id: str,
+                              first_residue: int) -> gemmi.Structure:
+    """One attempt of :func:`build_protein_model` with the given random stream."""
     n_strands, strand_len, helix_lens, loop_lengths, tail_len = _layout(n_residues)
 
     # --- elements as rigid bodies ---
@@ -932,8 +951,8 @@ def build_protein_model(n_residues: int = 120, seed: int = 0, side_chains: bool 
                                loop_lengths[i] + extra, tree, others_kind, rng)
             if loop is not None:
                 break
-        if loop is None:  # pragma: no cover - the layout is designed so this does not happen
-            raise RuntimeError("could not close a loop of the procedural model")
+        if loop is None:
+            raise _LoopNotClosed()
         segments.append(("L", loop))
 
     # --- free tails: they take up the residues left, so the chain has exactly n_residues ---
