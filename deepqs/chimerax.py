@@ -55,3 +55,29 @@ def write_color_script(path: PathLike, model_path: PathLike, defattr_path: PathL
     with atomic_output(path) as tmp:
         with open(tmp, "w") as fh:
             fh.write("\n".join(cmds) + "\n")
+
+
+def write_map_color_script(path: PathLike, map_path: PathLike, score_map_path: PathLike, score: str = "local Q",
+                           low: float = 0.0, high: float = 1.0, map_level: Optional[float] = None,
+                           palette: str = RED_WHITE_BLUE) -> None:
+    """Write a ChimeraX .cxc that shows the map's surface coloured by a score map on the same grid.
+
+    ``color sample`` colours each surface point by the value of ``score_map_path`` there: red
+    (``low``) -> white -> blue (``high``) for higher-is-better scores (pass ``palette="blue:white:red"``
+    for resolution maps, good = low).  Paths are relative to the script's folder when possible.
+    """
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    rel = lambda p: os.path.relpath(os.path.abspath(os.fspath(p)), folder)
+    level = f" level {map_level:g}" if map_level is not None else ""
+    cmds = [f"# Map surface coloured by {score}: {palette.replace(':', ' -> ')} over {low:g} .. {high:g}",
+            f"cd {folder}",
+            f"open {rel(map_path)}",
+            f"open {rel(score_map_path)}",
+            f"volume #1 style surface{level}",
+            "volume #2 hide",
+            f"color sample #1 map #2 palette {palette} range {low:g},{high:g}",
+            f"key {palette} :{low:g} : :{high:g} pos 0.05,0.05 size 0.3,0.03",
+            "view"]
+    with atomic_output(path) as tmp:
+        with open(tmp, "w") as fh:
+            fh.write("\n".join(cmds) + "\n")

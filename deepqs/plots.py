@@ -88,3 +88,121 @@ def draw_residue_profile(ax, resseq: np.ndarray, values: np.ndarray, expected: O
     ax.set_xlabel(f"residue number{' (chain ' + chain + ')' if chain else ''}")
     ax.set_ylabel(label)
     ax.set_ylim(min(-0.2, np.nanmin(values) - 0.05) if values.size else -0.2, 1.0)
+
+
+def _slice_centre(mask: np.ndarray) -> tuple:
+    """Voxel (z, y, x) through which the orthogonal slices pass: the mask's centre of mass."""
+    if mask is not None and np.any(mask):
+        idx = np.argwhere(mask)
+        return tuple(int(round(v)) for v in idx.mean(axis=0))
+    return tuple(s // 2 for s in mask.shape) if mask is not None else (0, 0, 0)
+
+
+def draw_localq_slices(fig, density: np.ndarray, localq: np.ndarray, mask: np.ndarray,
+                       voxel_size: Sequence[float] = (1.0, 1.0, 1.0), value_range=(-1.0, 1.0),
+                       label: str = "local Q (higher = better)", cmap: str = "RdBu") -> None:
+    """Three orthogonal slices (arrays z, y, x) through the mask's centre of mass on ``fig``.
+
+    The map is drawn in grey; voxels inside ``mask`` are coloured by ``localq`` (red = low,
+    white, blue = high, CONVENTIONS colour scale for higher-is-better scores); one colour bar.
+    Axes are in Å (``voxel_size`` as x, y, z).  For resolution maps pass ``cmap="RdBu_r"``.
+    """
+    density = np.asarray(density, dtype=np.float32)
+    localq = np.asarray(localq, dtype=np.float32)
+    mask = np.asarray(mask, dtype=bool)
+    cz, cy, cx = _slice_centre(mask)
+    vx, vy, vz = (float(v) for v in voxel_size)
+    lo, hi = np.percentile(density, [1.0, 99.5])
+    views = [("z = %d (xy plane)" % cz, density[cz], localq[cz], mask[cz], (vx, vy), ("x (Å)", "y (Å)")),
+             ("y = %d (xz plane)" % cy, density[:, cy], localq[:, cy], mask[:, cy], (vx, vz), ("x (Å)", "z (Å)")),
+             ("x = %d (yz plane)" % cx, density[:, :, cx], localq[:, :, cx], mask[:, :, cx], (vy, vz),
+              ("y (Å)", "z (Å)"))]
+    axes = fig.subplots(1, 3)
+    image = None
+    for ax, (title, d, q, m, (sx, sy), (lx, ly)) in zip(axes, views):
+        extent = (0, d.shape[1] * sx, 0, d.shape[0] * sy)
+        ax.imshow(d, cmap="gray", vmin=lo, vmax=hi, origin="lower", extent=extent, interpolation="nearest")
+        image = ax.imshow(np.ma.masked_where(~m, q), cmap=cmap, vmin=value_range[0], vmax=value_range[1],
+                          origin="lower", extent=extent, interpolation="nearest", alpha=0.85)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(lx, fontsize=8)
+        ax.set_ylabel(ly, fontsize=8)
+        ax.tick_params(labelsize=7)
+    bar = fig.colorbar(image, ax=list(axes), shrink=0.8, pad=0.02)
+    bar.set_label(label, fontsize=8)
+
+
+def plot_localq_slices(path: PathLike, density: np.ndarray, localq: np.ndarray, mask: np.ndarray,
+                       voxel_size: Sequence[float] = (1.0, 1.0, 1.0), title: str = "", **kwargs) -> None:
+    """:func:`draw_localq_slices` written to a PNG file (atomically)."""
+    plt = _pyplot()
+    fig = plt.figure(figsize=(11.0, 3.8), dpi=100)
+    try:
+        draw_localq_slices(fig, density, localq, mask, voxel_size, **kwargs)
+        if title:
+            fig.suptitle(title, fontsize=10)
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
+
+
+def draw_pred_vs_true(ax, q_true: np.ndarray, q_pred: np.ndarray, pearson: Optional[float] = None,
+                      label: str = "per-residue Q") -> None:
+    """Scatter of predicted against true scores with the y = x line (and Pearson r in the title)."""
+    q_true = np.asarray(q_true, dtype=float)
+    q_pred = np.asarray(q_pred, dtype=float)
+    ok = np.isfinite(q_true) & np.isfinite(q_pred)
+    ax.scatter(q_true[ok], q_pred[ok], c=q_true[ok], cmap="RdBu", vmin=-1, vmax=1, s=10, edgecolors="#555555",
+               linewidths=0.2)
+    lo = float(min(-0.2, np.nanmin(q_true[ok]) if ok.any() else 0, np.nanmin(q_pred[ok]) if ok.any() else 0))
+    ax.plot([lo, 1.0], [lo, 1.0], color="#444444", linestyle="--", linewidth=1.0, label="y = x")
+    ax.set_xlim(lo, 1.0)
+    ax.set_ylim(lo, 1.0)
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"true {label} (model in map)")
+    ax.set_ylabel(f"predicted {label} (DeepQs)")
+    if pearson is not None and np.isfinite(pearson):
+        ax.set_title(f"{int(ok.sum())} residues, Pearson r = {pearson:.3f}", fontsize=9)
+    ax.legend(frameon=False, fontsize=8, loc="upper left")
+
+
+def draw_picks(ax, image: np.ndarray, x: np.ndarray, y: np.ndarray, box_px: float,
+               scores: Optional[np.ndarray] = None, truth_xy: Optional[np.ndarray] = None,
+               max_display_px: int = 1024) -> None:
+    """A micrograph (array [y, x]) with picked boxes drawn at centres ``x`` (column), ``y`` (row).
+
+    Boxes are coloured by score (red = low, blue = high; one colour without scores); ``truth_xy``
+    ((n, 2) x, y) adds green crosses.  Large micrographs are block-averaged for display only;
+    axes stay in pixels of the original micrograph, row 0 at the top (as the file stores it).
+    """
+    from matplotlib.patches import Rectangle
+
+    image = np.asarray(image, dtype=np.float32)
+    h, w = image.shape
+    f = max(1, int(np.ceil(max(h, w) / float(max_display_px))))
+    if f > 1:
+        hh, ww = h // f * f, w // f * f
+        image = image[:hh, :ww].reshape(hh // f, f, ww // f, f).mean(axis=(1, 3))
+    lo, hi = np.percentile(image, [1.0, 99.0])
+    ax.imshow(image, cmap="gray", vmin=lo, vmax=hi, extent=(0, w, h, 0), interpolation="bilinear")
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    plt = _pyplot()
+    cmap = plt.get_cmap("RdBu")
+    for i in range(x.size):
+        colour = cmap(float(np.clip(scores[i], 0, 1))) if scores is not None else "#2166ac"
+        ax.add_patch(Rectangle((x[i] - box_px / 2.0, y[i] - box_px / 2.0), box_px, box_px, fill=False,
+                               edgecolor=colour, linewidth=1.0))
+    if truth_xy is not None and len(truth_xy):
+        t = np.asarray(truth_xy, dtype=float)
+        ax.scatter(t[:, 0], t[:, 1], marker="+", color="#1a9850", s=30, linewidths=1.0, label="ground truth")
+        ax.legend(frameon=True, fontsize=8, loc="upper right")
+    ax.set_xlim(0, w)
+    ax.set_ylim(h, 0)
+    ax.set_xlabel("x (pixels, column)")
+    ax.set_ylabel("y (pixels, row)")
+    if scores is not None and x.size:
+        sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
+        bar = ax.figure.colorbar(sm, ax=ax, shrink=0.8, pad=0.02)
+        bar.set_label("pick score (higher = surer)", fontsize=8)

@@ -127,3 +127,38 @@ def test_shipped_default_weights_load_when_present(sim_map):
     assert header["architecture"] == ARCHITECTURE and header["input_pixel_size_A"] == 1.0
     r = predict_localq(sim_map, tile=32)
     assert r.localq.shape == sim_map.shape
+
+
+def test_train_init_fresh_and_cosine_lr(tmp_path):
+    """--init starts from given weights (kept as 'epoch 0' unless beaten on validation), --fresh
+    draws new examples every epoch, --lr-min decays the learning rate as a cosine."""
+    from deepqs.io.weights import load_network, save_weights
+    from deepqs.localq.train import TrainConfig, epoch_lr, train_localq
+    torch.set_num_threads(1)
+    ds = D.LocalQDataset([1, 2], n_examples=2, seed=4, crop=16)
+    first = ds[0][0].numpy().copy()
+    ds.offset = 2
+    assert not np.array_equal(first, ds[0][0].numpy())
+    assert np.array_equal(ds[0][0].numpy(), D.LocalQDataset([1, 2], n_examples=4, seed=4, crop=16)[2][0].numpy())
+    cfg = TrainConfig(epochs=5, lr=1e-3, lr_min=1e-5)
+    lrs = [epoch_lr(cfg, e) for e in range(5)]
+    assert lrs[0] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-5) and lrs == sorted(lrs, reverse=True)
+    assert epoch_lr(TrainConfig(lr=3e-4), 7) == pytest.approx(3e-4)
+    init = tmp_path / "init.pt"
+    net = build_network({"base": 2, "depth": 1}, seed=1)
+    save_weights(init, net.state_dict(), {"architecture": ARCHITECTURE, "version": "test",
+                                          "config": net.config(), "input_pixel_size_A": 1.0})
+    out = str(tmp_path / "w.pt")
+    cfg = TrainConfig(n_examples=2, n_val=2, epochs=1, batch=2, crop=16, base=2, depth=1, seed=3,
+                      init=str(init), fresh=True, lr=1e-12)    # a step this small cannot help
+    rep = train_localq(out, sources=[1, 2], config=cfg, progress=False, log=False)
+    assert rep.init_val and rep.lr == [pytest.approx(1e-12)]
+    assert (rep.best_epoch == 0) == (rep.val_loss[0] > rep.init_val["loss"])   # kept unless beaten
+    new, header = load_network(out, ARCHITECTURES)
+    for k, v in net.state_dict().items():                     # started from the initial weights
+        assert torch.allclose(new.state_dict()[k], v, atol=1e-6)
+    assert header["validation"]["best_epoch"] == rep.best_epoch
+    with pytest.raises(InputError):
+        train_localq(str(tmp_path / "w2.pt"), sources=[1, 2], progress=False, log=False,
+                     config=TrainConfig(n_examples=2, n_val=2, epochs=1, batch=2, crop=16, base=3, depth=1,
+                                        init=str(init)))

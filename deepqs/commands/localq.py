@@ -29,6 +29,8 @@ def add_parser(sub) -> None:
                    help="folder of models with index.csv (default ../shared/data/structures; "
                         "the procedural model when absent)")
     t.add_argument("--out", required=True, metavar="WEIGHTS.pt", help="weights file to write")
+    t.add_argument("--examples", type=positive_int, default=256, metavar="N",
+                   help="random crops per epoch with --pairs")
     t.add_argument("--epochs", type=positive_int, default=10)
     t.add_argument("--batch", type=positive_int, default=4)
     t.add_argument("--crop", type=positive_int, default=48, help="training crop edge in voxels (1 Å)")
@@ -40,6 +42,11 @@ def add_parser(sub) -> None:
     t.add_argument("--base", type=positive_int, default=12, help="channels of the first U-Net level")
     t.add_argument("--depth", type=positive_int, default=3, help="U-Net down-sampling levels")
     t.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
+    t.add_argument("--init", metavar="W.pt", default=None,
+                   help="start from these weights (same --base/--depth); kept unless an epoch beats them on validation")
+    t.add_argument("--fresh", action="store_true", help="new simulated examples every epoch")
+    t.add_argument("--lr-min", type=positive_float, default=None,
+                   help="cosine decay of the learning rate from --lr to this over the epochs")
     t.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     t.add_argument("--max-steps", type=positive_int, default=None, help=argparse.SUPPRESS)
     t.set_defaults(func=run_train)
@@ -62,8 +69,27 @@ def add_parser(sub) -> None:
     q.add_argument("--out", required=True, metavar="LOCALQ.mrc", help="local-Q map")
     q.add_argument("--out-resolution", metavar="LOCRES.mrc", help="local-resolution map (Å)")
     q.add_argument("--json", metavar="SUMMARY.json", help="summary as JSON")
+    q.add_argument("--figures", metavar="DIR", help="also write figures into DIR: localq_slices.png (orthogonal "
+                   "slices coloured by local Q), localq_histogram.png, color_by_localq.cxc (ChimeraX: map "
+                   "surface coloured by local Q)")
     add_grid_options(q)
     q.set_defaults(func=run_predict)
+
+    c = lsub.add_parser("compare", help="compare a local-Q map with the true Q-scores of a model",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                        description="Each atom's predicted Q is the local-Q map sampled (trilinear) at the atom; "
+                                    "its true Q comes from the Q-score engine on MAP.  Prints Pearson r per "
+                                    "residue and per atom and the medians; atoms outside the predicted region "
+                                    "are counted and left out.")
+    c.add_argument("map", help="the map the prediction was made from (MRC/CCP4)")
+    c.add_argument("localq", help="local-Q map from 'deepqs localq predict'")
+    c.add_argument("model", help="atomic model (PDB/mmCIF) fitted to the map")
+    c.add_argument("--sigma", type=positive_float, default=0.6, help="Q-score sigma (Å)")
+    c.add_argument("--out-residues", metavar="RESIDUES.csv", help="per-residue table (true and predicted Q)")
+    c.add_argument("--plot", metavar="SCATTER.png", help="predicted vs true per-residue Q scatter")
+    c.add_argument("--json", metavar="SUMMARY.json", help="figures as JSON")
+    add_grid_options(c)
+    c.set_defaults(func=run_compare)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -72,13 +98,15 @@ def run_train(args) -> int:
     from deepqs.localq.dataset import list_structures
     from deepqs.localq.train import TrainConfig, read_pairs, train_localq
 
-    if str(args.device).startswith("cuda"):
-        import torch
-        if not torch.cuda.is_available():
-            raise InputError(None, f"--device {args.device}: no CUDA GPU is available here (use --device cpu)")
-    cfg = TrainConfig(n_examples=args.simulate or 256, n_val=args.val, epochs=args.epochs, batch=args.batch,
+    from deepqs.device import resolve_device
+
+    args.device = str(resolve_device(args.device))  # a GPU that is not visible -> CPU with a warning
+    cfg = TrainConfig(n_examples=args.simulate or args.examples, n_val=args.val, epochs=args.epochs, batch=args.batch,
                       lr=args.lr, crop=args.crop, seed=args.seed, workers=args.workers, device=args.device,
-                      threads=args.threads, base=args.base, depth=args.depth, max_steps=args.max_steps)
+                      threads=args.threads, base=args.base, depth=args.depth, max_steps=args.max_steps,
+                      fresh=args.fresh, lr_min=args.lr_min, init=args.init)
+    if args.init and not os.path.isfile(args.init):
+        raise InputError(args.init, "file not found")
     if args.pairs:
         pairs = read_pairs(args.pairs)
         report = train_localq(args.out, pairs=pairs, config=cfg, resume=args.resume,
@@ -140,6 +168,78 @@ def run_predict(args) -> int:
     print(f"  mask: {s['mask_voxels']} voxels ({s['mask_source']})")
     for w in result.warnings:
         print(f"  warning: {w}")
+    if args.figures:
+        written += write_figures(args.figures, mapdata, result, args.out)
+    for path in written:
+        print(f"  wrote {path}")
+    return 0
+
+
+def write_figures(folder: str, mapdata, result, localq_path: str) -> list:
+    """Slices coloured by local Q, the local-Q histogram and a ChimeraX colouring script."""
+    from deepqs.chimerax import write_map_color_script
+    from deepqs.plots import _pyplot, draw_score_histogram, plot_localq_slices
+    from deepqs.io.atomic import atomic_output
+
+    os.makedirs(folder, exist_ok=True)
+    files = [os.path.join(folder, n) for n in ("localq_slices.png", "localq_histogram.png", "color_by_localq.cxc")]
+    s = result.summary
+    plot_localq_slices(files[0], mapdata.data, result.localq.data, result.mask, mapdata.voxel_size,
+                       title=f"DeepQs local Q (median {s['median_q']:.3f} -> {s['resolution_from_median_A']:.2f} Å)")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    try:
+        draw_score_histogram(ax, result.localq.data[result.mask], label="local Q (inside the mask)",
+                             markers={"median": s["median_q"]})
+        ax.set_ylabel("voxels")
+        fig.tight_layout()
+        with atomic_output(files[1]) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
+    level = s.get("threshold")
+    write_map_color_script(files[2], mapdata.path or localq_path, localq_path, score="local Q", low=0.0, high=1.0,
+                           map_level=level)
+    return files
+
+
+def run_compare(args) -> int:
+    from deepqs.io import read_atoms, read_map
+    from deepqs.io.models import check_model_in_map
+    from deepqs.localq.compare import compare_localq
+    from deepqs.plots import _pyplot, draw_pred_vs_true
+    from deepqs.io.atomic import atomic_output
+
+    mapdata = read_map_from_args(args.map, args)
+    localq = read_map_from_args(args.localq, args)  # any grid: atoms are sampled in Å
+    atoms = read_atoms(args.model)
+    check_model_in_map(atoms, mapdata, path=args.model)
+    result = compare_localq(mapdata, localq, atoms, sigma=args.sigma)
+    s = {"map": os.fspath(args.map), "localq": os.fspath(args.localq), "model": os.fspath(args.model),
+         **result.summary}
+    written = []
+    if args.out_residues:
+        result.write_residues_csv(args.out_residues)
+        written.append(args.out_residues)
+    if args.plot:
+        plt = _pyplot()
+        fig, ax = plt.subplots(figsize=(5.0, 5.0), dpi=100)
+        try:
+            draw_pred_vs_true(ax, result.residues["q_true"], result.residues["q_pred"], s["pearson_residue"])
+            fig.tight_layout()
+            with atomic_output(args.plot) as tmp:
+                fig.savefig(tmp, format="png")
+        finally:
+            plt.close(fig)
+        written.append(args.plot)
+    if args.json:
+        write_json(args.json, s)
+        written.append(args.json)
+    print(f"{args.model} in {args.map}: per-residue Pearson r {s['pearson_residue']:.3f} "
+          f"({s['residues_compared']} residues), per-atom r {s['pearson_atom']:.3f}; median Q predicted "
+          f"{s['median_pred_q']:.3f} vs true {s['median_true_q']:.3f} (|difference| {s['abs_median_diff']:.3f})")
+    if s["atoms_without_prediction"]:
+        print(f"  {s['atoms_without_prediction']} atoms lie outside the predicted region and were left out")
     for path in written:
         print(f"  wrote {path}")
     return 0

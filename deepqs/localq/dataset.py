@@ -264,8 +264,10 @@ class LocalQDataset:
     """A map-style torch data set of simulated training crops (see module doc).
 
     ``dataset[i]`` -> ``(input (1, c, c, c), labels (1, c, c, c), weights (1, c, c, c))`` float32
-    tensors, deterministic for ``(seed, i)``.  ``sources`` are model paths or int seeds of the
-    procedural model; example ``i`` uses ``sources[i % len(sources)]``.
+    tensors, deterministic for ``(seed, offset + i)``.  ``sources`` are model paths or int seeds of
+    the procedural model; example ``i`` uses ``sources[(offset + i) % len(sources)]``.  ``offset``
+    (default 0) may be changed between epochs so that every epoch draws new examples
+    (``TrainConfig.fresh``).
     """
 
     def __init__(self, sources: Sequence, n_examples: int, seed: int = 0, crop: int = 48,
@@ -277,6 +279,7 @@ class LocalQDataset:
         self.seed = int(seed)
         self.crop = int(crop)
         self.resolution_range = resolution_range
+        self.offset = 0
         self._cache = {}
 
     def __len__(self) -> int:
@@ -292,8 +295,9 @@ class LocalQDataset:
 
     def __getitem__(self, i: int):
         import torch
-        rng = np.random.default_rng([self.seed, int(i)])
-        src = self.sources[int(i) % len(self.sources)]
+        k = int(self.offset) + int(i)
+        rng = np.random.default_rng([self.seed, k])
+        src = self.sources[k % len(self.sources)]
         R = float(rng.uniform(*self.resolution_range))
         ex = simulate_example(self._atoms(src), rng, resolution=R, crop=self.crop)
         x = central_crop(normalise_map(ex.map.data), self.crop)

@@ -5,7 +5,13 @@
   *structures* are split into training and validation sets (``val_fraction``, at least one
   structure each when there are two or more), so validation maps are of unseen models.
 * Loss: masked mean squared error over labelled voxels, ``Σ w (pred - label)² / Σ w``.
-* Optimiser: Adam (``lr``), gradient norm clipped at 1.
+* Optimiser: Adam (``lr``), gradient norm clipped at 1; with ``lr_min`` the learning rate follows a
+  cosine from ``lr`` (first epoch) to ``lr_min`` (last epoch), set at the start of every epoch.
+* ``fresh``: every epoch draws new simulated examples (example index offset by
+  ``epoch · n_examples``) instead of repeating the same ``n_examples``; the validation examples
+  are always the same (generated once and kept in memory).
+* ``init``: start from the weights of an existing weights file (same architecture and config);
+  its validation figures are logged first (epoch 0 of the history is *not* added).
 * Seeds: ``torch.manual_seed(seed)`` for the initial weights and the shuffling; each DataLoader
   worker gets ``seed + worker id`` for numpy/torch; examples are deterministic per index anyway.
 * Checkpoints: after every epoch ``OUT.ckpt`` (network, optimiser, epoch, history; loads with
@@ -55,6 +61,9 @@ class TrainConfig:
     base: int = DEFAULT_CONFIG["base"]
     depth: int = DEFAULT_CONFIG["depth"]
     max_steps: Optional[int] = None   # stop an epoch after this many steps (tests, smoke runs)
+    fresh: bool = False            # new simulated examples every epoch
+    lr_min: Optional[float] = None  # cosine decay of the learning rate from lr to lr_min
+    init: Optional[str] = None     # initial weights (a weights file of the same architecture)
 
 
 @dataclass
@@ -70,6 +79,8 @@ class TrainReport:
     seconds: float = 0.0
     n_train_sources: int = 0
     n_val_sources: int = 0
+    init_val: Dict[str, float] = field(default_factory=dict)
+    lr: List[float] = field(default_factory=list)
 
 
 def masked_mse(pred: torch.Tensor, label: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -177,6 +188,14 @@ def _loader(ds, cfg: TrainConfig, shuffle: bool, epoch: int):
                                        persistent_workers=False)
 
 
+def epoch_lr(cfg: TrainConfig, epoch: int) -> float:
+    """Learning rate of (0-based) ``epoch``: ``lr``, or the cosine from ``lr`` to ``lr_min``."""
+    if cfg.lr_min is None or cfg.epochs <= 1:
+        return float(cfg.lr)
+    t = min(max(epoch / (cfg.epochs - 1), 0.0), 1.0)
+    return float(cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + np.cos(np.pi * t)))
+
+
 def _evaluate(net, loader, device) -> Dict[str, float]:
     net.eval()
     tot, wsum, preds, labs, med_err = 0.0, 0.0, [], [], []
@@ -249,6 +268,12 @@ def train_localq(out: str, sources: Optional[Sequence] = None, pairs: Optional[S
     device = torch.device(cfg.device)
     torch.manual_seed(cfg.seed)
     net = LocalQUNet(base=cfg.base, depth=cfg.depth).to(device)
+    if cfg.init and not resume:
+        from deepqs.io.weights import load_network
+        init_net, init_header = load_network(cfg.init, {ARCHITECTURE: LocalQUNet})
+        if init_net.config() != net.config():
+            raise InputError(cfg.init, f"config {init_net.config()} differs from --base/--depth {net.config()}")
+        net.load_state_dict(init_net.state_dict())
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     report = TrainReport(n_train_sources=len(tr_src), n_val_sources=len(va_src))
     start_epoch, best, best_state = 0, float("inf"), None
@@ -262,9 +287,23 @@ def train_localq(out: str, sources: Optional[Sequence] = None, pairs: Optional[S
         best = float(ck["best"])
         best_state = ck.get("best_model")
     t0 = time.time() - report.seconds
-    val_loader = _loader(val_ds, cfg, False, 0)
+    val_items = [val_ds[i] for i in range(len(val_ds))]      # generated once, same every epoch
+    val_loader = torch.utils.data.DataLoader(val_items, batch_size=cfg.batch, shuffle=False)
+    if cfg.init and start_epoch == 0 and not report.init_val:
+        report.init_val = _evaluate(net, val_loader, device)
+        best = report.init_val["loss"]
+        best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        report.best_epoch = 0
+        if progress or log:
+            print(f"initial weights {cfg.init}: val {best:.4f}, r {report.init_val['pearson']:.3f}, "
+                  f"|dmedian| {report.init_val['mae_median']:.3f}", flush=True)
     for epoch in range(start_epoch, cfg.epochs):
         net.train()
+        lr = epoch_lr(cfg, epoch)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        if cfg.fresh and hasattr(train_ds, "offset"):
+            train_ds.offset = epoch * cfg.n_examples
         loader = _loader(train_ds, cfg, True, epoch)
         bar = None
         if progress:
@@ -294,14 +333,16 @@ def train_localq(out: str, sources: Optional[Sequence] = None, pairs: Optional[S
         report.val_loss.append(ev["loss"])
         report.val_pearson.append(ev["pearson"])
         report.val_mae_median.append(ev["mae_median"])
+        report.lr.append(lr)
         report.seconds = time.time() - t0
         if ev["loss"] <= best:
             best = ev["loss"]
             report.best_epoch = epoch + 1
             best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
         if progress or log:
-            print(f"epoch {epoch + 1}: train {report.train_loss[-1]:.4f}, val {ev['loss']:.4f}, "
-                  f"r {ev['pearson']:.3f}, |dmedian| {ev['mae_median']:.3f}", flush=True)
+            print(f"epoch {epoch + 1}: lr {lr:.2e}, train {report.train_loss[-1]:.4f}, val {ev['loss']:.4f}, "
+                  f"r {ev['pearson']:.3f}, |dmedian| {ev['mae_median']:.3f}, {report.seconds / 60:.1f} min",
+                  flush=True)
         ck = {"model": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "optimizer": opt.state_dict(),
               "epoch": epoch, "history": json.dumps(asdict(report)), "best": best,
               "best_model": best_state}
@@ -317,8 +358,10 @@ def train_localq(out: str, sources: Optional[Sequence] = None, pairs: Optional[S
         "label_rule": "Q (sigma 0.6 A) of the nearest atom within 1.5 A; other voxels weight 0",
         "train_settings": {k: v for k, v in asdict(cfg).items() if k not in ("device", "threads", "workers")},
         "validation": {"best_epoch": report.best_epoch,
-                       "val_loss": report.val_loss[report.best_epoch - 1] if report.best_epoch > 0 else None,
-                       "val_pearson_voxel": report.val_pearson[report.best_epoch - 1] if report.best_epoch > 0 else None},
+                       "val_loss": (report.val_loss[report.best_epoch - 1] if report.best_epoch > 0
+                                    else report.init_val.get("loss")),
+                       "val_pearson_voxel": (report.val_pearson[report.best_epoch - 1] if report.best_epoch > 0
+                                             else report.init_val.get("pearson"))},
         "n_train_sources": report.n_train_sources, "n_val_sources": report.n_val_sources,
     }
     save_weights(out, best_state, header)
