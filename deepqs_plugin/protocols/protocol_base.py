@@ -1,5 +1,6 @@
 """What every DeepQs protocol shares: running the engine's command line as a Scipion job."""
 
+import glob
 import os
 import shlex
 import subprocess
@@ -23,11 +24,13 @@ class DeepQsProtocol(EMProtocol):
 
     _label = None  # abstract: not offered in the GUI
 
-    def runEngine(self, arguments):
+    def runEngine(self, arguments, expected=()):
         """Run ``deepqs <arguments>`` (a list of already shell-quoted words) with ``runJob``.
 
         On failure the engine's own error line (``deepqs COMMAND: error: ...``) becomes the
-        protocol's error message instead of a bare exit status.
+        protocol's error message instead of a bare exit status.  ``expected``: files the job
+        must have written; checked afterwards because a job sent to a queue on its own
+        (``QUEUE_FOR_JOBS=Y``) reports no exit status to Scipion.
         """
         try:
             self.runJob(Plugin.getProgram(), " ".join(arguments), env=Plugin.getEnviron())
@@ -36,15 +39,35 @@ class DeepQsProtocol(EMProtocol):
             if reason:
                 raise RuntimeError(reason) from exc
             raise
+        missing = [f for f in expected if not os.path.exists(f)]
+        if missing:
+            reason = self._engineErrorLine()
+            raise RuntimeError(reason or "The engine job did not write %s (see the logs)." % ", ".join(missing))
 
     def _engineErrorLine(self):
-        """The last ``deepqs ...: error: ...`` line of this run's stderr log, if any."""
-        path = self.getStderrLog()
-        if not os.path.exists(path):
-            return None
-        with open(path, errors="replace") as fh:
-            lines = [line.strip() for line in fh if line.startswith("deepqs ") and ": error: " in line]
+        """The last ``deepqs ...: error: ...`` line of this run's error logs (the protocol's and its
+        queue jobs'), if any."""
+        logs = [self.getStderrLog()] + sorted(glob.glob(os.path.join(os.path.dirname(self.getStderrLog()), "*.err")),
+                                              key=os.path.getmtime)
+        lines = []
+        for path in logs:
+            if os.path.exists(path):
+                with open(path, errors="replace") as fh:
+                    lines += [line.strip() for line in fh if line.startswith("deepqs ") and ": error: " in line]
         return lines[-1] if lines else None
+
+    def _validateGpus(self):
+        """Errors for a GPU list the engine cannot use: each engine job runs on one GPU.
+
+        (With several threads Scipion hands each thread its own GPUs; one per thread is right.)
+        """
+        if not self.allowsGpu() or not self.usesGpu():
+            return []
+        threads = max(1, self.numberOfThreads.get()) if hasattr(self, "numberOfThreads") else 1
+        if len(self.getGpuList()) > threads:
+            return ["Each engine job uses one GPU: give at most %d GPU id(s) (one per thread), got '%s'."
+                    % (threads, self.gpuList.get())]
+        return []
 
     # ------------------------------------------------------------------ maps
     @staticmethod

@@ -45,7 +45,7 @@ class ProtDeepQsMapStats(DeepQsProtocol):
                 "--bins", str(self.bins.get()),
                 "--output", shlex.quote(self._getExtraPath(MAP_STATS_JSON)),
                 "--histogram", shlex.quote(self._getExtraPath(MAP_HISTOGRAM_PNG))]
-        self.runEngine(args)
+        self.runEngine(args, expected=[self._getExtraPath(MAP_STATS_JSON)])
 
     def createOutputStep(self):
         stats = MapStatistics()

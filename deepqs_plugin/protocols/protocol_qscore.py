@@ -81,7 +81,7 @@ class ProtDeepQsQScore(DeepQsProtocol):
             "--threads", str(max(1, self.numberOfThreads.get() or 1))]
         if self.resolution.get() and self.resolution.get() > 0:
             args += ["--resolution", "%g" % self.resolution.get()]
-        self.runEngine(args)
+        self.runEngine(args, expected=[self._outModel(), self._outJson()])
 
     def createOutputStep(self):
         from deepqs_plugin.convert import addScipionAttributes
