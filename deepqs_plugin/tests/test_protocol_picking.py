@@ -81,6 +81,8 @@ def test_train_from_shipped_model_then_pick_and_evaluate(project, data, tmp_path
 
     from deepqs_plugin.viewers import DeepEMPickViewer
     viewer = DeepEMPickViewer(project=project, protocol=pick)
+    first = next(iter(mics)).getMicName()
+    assert viewer.picksPlotter(1).getFigure().axes[0].get_title().startswith(first)   # number 1 = the first
     for name, plotter in (("picks", viewer.picksPlotter(1)), ("hist", viewer.histogramPlotter()),
                           ("pr", viewer.prPlotter())):
         out = tmp_path / (name + ".png")

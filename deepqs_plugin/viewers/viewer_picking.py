@@ -47,7 +47,7 @@ class DeepEMPickViewer(ProtocolViewer):
                 "displayPR": self._showPR}
 
     def _mic(self, index):
-        mics = list(self.protocol.getInputMicrographs())
+        mics = [m.clone() for m in self.protocol.getInputMicrographs()]  # sets reuse one item object
         return mics[max(0, min(len(mics) - 1, int(index) - 1))]
 
     def picksPlotter(self, index=1):

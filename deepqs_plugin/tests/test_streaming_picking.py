@@ -1,0 +1,73 @@
+"""Streaming: micrographs appear in a folder over time, a streaming import feeds a scheduled
+DeepEM picking protocol; every micrograph is picked exactly once and the output closes when the
+input stream closes."""
+
+import json
+import os
+import shutil
+import time
+
+import pytest
+from pwem import Domain
+from pwem.protocols import ProtImportMicrographs
+
+from deepqs.commands.simulate import write_simulated_micrographs
+from deepqs.simulate import build_protein_model
+
+
+def _refresh(project, prot):
+    project._updateProtocol(prot)
+    return project.getProtocol(prot.getObjId())
+
+
+@pytest.fixture
+def fast_file_checks(monkeypatch):
+    import pyworkflow as pw
+    # the import polls its folder every SCIPION_EM_NEW_FILE_CHECK_SEC (10 s by default)
+    monkeypatch.setenv("SCIPION_EM_NEW_FILE_CHECK_SEC", "1")
+    monkeypatch.setattr(pw.Config, "SCIPION_EM_NEW_FILE_CHECK_SEC", 1, raising=False)
+
+
+def test_micrographs_arriving_over_time_are_each_picked_once(project, tmp_path, fast_file_checks):
+    data = write_simulated_micrographs(str(tmp_path / "sim"), build_protein_model(n_residues=60, seed=8), n=3,
+                                       size=(512, 512), pixel_size=2.0, particles=12, seed=8)
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    shutil.copy(data["micrographs"][0], incoming)
+
+    imp = project.newProtocol(ProtImportMicrographs, filesPath=str(incoming), filesPattern="mic_*.mrc",
+                              samplingRate=data["pixel_size_A"], voltage=300, sphericalAberration=2.7,
+                              amplitudeContrast=0.1, dataStreaming=True, timeout="25", fileTimeout="1")
+    project.launchProtocol(imp)
+    pick = project.newProtocol(Domain.getProtocols()["ProtDeepEMPick"], particleDiameter=data["particle_diameter_A"])
+    pick.inputMicrographs.set(imp)
+    pick.inputMicrographs.setExtended("outputMicrographs")
+    project.scheduleProtocol(pick)
+
+    # the other micrographs arrive while both protocols run
+    deadline = time.time() + 120
+    for mic in data["micrographs"][1:]:
+        time.sleep(6)
+        shutil.copy(mic, incoming)
+    while time.time() < deadline:
+        imp, pick = _refresh(project, imp), _refresh(project, pick)
+        if not imp.isActive() and not pick.isActive():
+            break
+        time.sleep(2)
+    assert imp.isFinished(), imp.getErrorMessage()
+    assert pick.isFinished(), pick.getErrorMessage()
+
+    coords = pick.outputCoordinates
+    assert coords.isStreamClosed()
+    mics = [m.clone() for m in imp.outputMicrographs]   # sets reuse one item object while iterating
+    assert len(mics) == 3
+    done = os.listdir(os.path.join(project.getPath(), pick._getExtraPath("DONE")))
+    assert sorted(done) == sorted(["all.TXT"] + ["mic_%06d.TXT" % m.getObjId() for m in mics])
+    with open(os.path.join(project.getPath(), pick._getExtraPath("DONE", "all.TXT"))) as fh:
+        ids = [int(line) for line in fh]
+    assert sorted(ids) == sorted(m.getObjId() for m in mics)          # each micrograph once
+    picked = [json.load(open(os.path.join(project.getPath(), pick._getExtraPath("summaries", f))))
+              for f in os.listdir(os.path.join(project.getPath(), pick._getExtraPath("summaries")))]
+    assert sum(s["micrographs"] for s in picked) == 3
+    per_mic = {m.getObjId(): len(list(coords.iterCoordinates(m))) for m in mics}
+    assert sum(per_mic.values()) == coords.getSize() == sum(s["picked"] for s in picked)
