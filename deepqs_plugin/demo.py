@@ -60,7 +60,7 @@ def main(argv=None) -> int:
         ProtImportPdb, objLabel="import simulated model", inputPdbData=1, pdbFile=sim["model"],
         inputVolume=imp_vol.outputVolume))
     mics = manifest["micrographs"]
-    _launch(project, project.newProtocol(
+    imp_mics = _launch(project, project.newProtocol(
         ProtImportMicrographs, objLabel="import simulated micrographs", filesPath=mics["folder"],
         filesPattern=mics["pattern"], samplingRate=mics["pixel_size_A"], voltage=mics["voltage_kV"],
         sphericalAberration=mics["cs_mm"], amplitudeContrast=mics["amplitude_contrast"]))
@@ -78,6 +78,23 @@ def main(argv=None) -> int:
                                                   resolution=sim["requested_resolution_A"]))
     for line in qscore.summary():
         print("  " + line)
+    ProtDeepQsPredict = Domain.getProtocols()["ProtDeepQsPredict"]
+    localq = _launch(project, project.newProtocol(ProtDeepQsPredict, objLabel="deepqs local quality",
+                                                  inputVolume=imp_vol.outputVolume, inputStructure=imp_pdb.outputPdb))
+    for line in localq.summary():
+        print("  " + line)
+
+    ProtDeepQsImportCoordinates = Domain.getProtocols()["ProtDeepQsImportCoordinates"]
+    truth = _launch(project, project.newProtocol(ProtDeepQsImportCoordinates, objLabel="import simulated truth",
+                                                 inputMicrographs=imp_mics.outputMicrographs,
+                                                 filesPath=mics["coordinates"], filesPattern="*.box"))
+    ProtDeepEMPick = Domain.getProtocols()["ProtDeepEMPick"]
+    pick = _launch(project, project.newProtocol(ProtDeepEMPick, objLabel="deepem pick (shipped model)",
+                                                inputMicrographs=imp_mics.outputMicrographs,
+                                                particleDiameter=mics["particle_diameter_A"],
+                                                inputTruth=truth.outputCoordinates))
+    for line in pick.summary():
+        print("  " + line)
 
     print("\nDemo outputs")
     print("  engine data (maps, model, micrographs, coordinates): %s" % out)
@@ -86,6 +103,11 @@ def main(argv=None) -> int:
     print("  map statistics: %s" % in_project(stats.mapStats.getJsonFile()))
     print("  histogram: %s" % in_project(stats.mapStats.getHistogramFile()))
     print("  model with Q-scores: %s" % in_project(qscore.outputAtomStruct.getFileName()))
+    print("  DeepQs local-Q map: %s" % in_project(localq.localQ.getFileName()))
+    print("  DeepQs figures (slices, histogram, predicted vs true, ChimeraX): %s"
+          % in_project(localq._out("figures")))
+    print("  DeepEM picks: %s (precision-recall curve: %s)"
+          % (in_project(pick._coordsDir()), in_project(pick.prCurveFile())))
     print("  open it in the GUI with: scipion3 project %s" % name)
     return 0
 

@@ -72,7 +72,8 @@ def load_or_build_model(model: Optional[str], residues: int, seed: int):
 
 
 def write_simulated_map(out: str, st, voxel_size: float = 1.0, resolution: float = 4.0, seed: int = 0,
-                        noise: bool = True, local_blur: bool = True, box: Optional[int] = None) -> dict:
+                        noise: bool = True, local_blur: bool = True, box: Optional[int] = None,
+                        global_B: Optional[float] = None) -> dict:
     """Simulate a map from ``st`` and write model, maps and half maps into ``out``; return a manifest."""
     from deepqs.io import atoms_from_structure, write_map, write_model
     from deepqs.simulate import simulate_map
@@ -82,7 +83,7 @@ def write_simulated_map(out: str, st, voxel_size: float = 1.0, resolution: float
     atoms = atoms_from_structure(st)
     shape = None if box is None else (box, box, box)
     sim = simulate_map(atoms, voxel_size=voxel_size, resolution=resolution, seed=seed, noise=noise,
-                       local_blur=local_blur, shape=shape)
+                       local_blur=local_blur, shape=shape, global_B=global_B)
     files = {"model": os.path.join(out, "model.cif"), "map": os.path.join(out, "map.mrc"),
              "half_maps": [os.path.join(out, "half1.mrc"), os.path.join(out, "half2.mrc")],
              "noise_free": os.path.join(out, "noise_free.mrc"), "model_map": os.path.join(out, "model_map.mrc")}
