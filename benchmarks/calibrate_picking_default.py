@@ -1,5 +1,10 @@
-"""Choose the score-map stride (2 or 4 working px) and recalibrate the "auto" threshold of a picking model
-on the validation micrographs of ``train_picking_default.py``: ``python benchmarks/calibrate_picking_default.py IN.pt OUT.pt``.
+"""Choose the score-map stride (2 or 4 working px) and recalibrate the "auto" threshold of a picking model:
+``python benchmarks/calibrate_picking_default.py IN.pt OUT.pt [--real-val]``.
+
+Calibration micrographs: 12 simulated "val" micrographs and 8 particle-free noise micrographs of
+1024 x 1024 (white, smoothed, 1/f and CTF-filtered Gaussian noise; labelled empty, so every pick on
+them is a false positive), plus the cryoppp_dev valid split with ``--real-val``.  The threshold is
+the max-F2 point at 0.5x radius over all of them (``calibrate_threshold``).
 
 The stride with the higher F1 at 0.5x radius wins; 4 (about twice as fast) is kept unless 2 is
 better by more than 0.01.
@@ -24,11 +29,23 @@ from deepqs.picking.train import TrainingExample, calibrate_threshold  # noqa: E
 
 
 def main() -> int:
-    src, dst = sys.argv[1], sys.argv[2]
+    import argparse
+
+    from train_picking_default import noise_examples
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("src")
+    ap.add_argument("dst")
+    ap.add_argument("--real-val", action="store_true")
+    ap.add_argument("--n-val", type=int, default=12)
+    ap.add_argument("--n-noise", type=int, default=8)
+    args = ap.parse_args()
+    src, dst = args.src, args.dst
     torch.set_num_threads(1)
     model = load_model(src)
-    val = picking_sets.simulated("val", 8) + picking_sets.cryoppp("valid")
+    val = picking_sets.simulated("val", args.n_val) + (picking_sets.cryoppp("valid") if args.real_val else [])
     ex = [TrainingExample(prepare_array(m.image, m.diameter_px, path=m.name), m.coordinates) for m in val]
+    ex += noise_examples(args.n_noise, seed=78, shape=(1024, 1024))
     results = {}
     for stride in (4, 2):
         model.score_stride_px = stride
@@ -36,6 +53,8 @@ def main() -> int:
         model.threshold = thr
         matches = []
         for e in ex:
+            if len(e.positives) == 0:
+                continue
             p = pick_prepared(model, e.prepared, threshold="auto")
             matches.append(match_picks(np.stack([p.x, p.y], 1), e.positives, e.prepared.diameter_px / 4, p.score))
         ev = evaluate_many(matches, 0.5)
@@ -44,7 +63,9 @@ def main() -> int:
     stride = 2 if results[2][2] > results[4][2] + 0.01 else 4
     model.score_stride_px = stride
     model.threshold = results[stride][0]
-    model.info["threshold_source"] = "validation micrographs (simulated val + cryoppp_dev valid), max F2 at 0.5x radius"
+    model.info["threshold_source"] = (f"max F2 at 0.5x radius on {args.n_val} simulated val micrographs + {args.n_noise} "
+                                      "noise micrographs (1024^2, labelled empty)"
+                                      + (" + cryoppp_dev valid split" if args.real_val else ""))
     model.info["threshold_f2"] = results[stride][1]
     save_model(dst, model)
     print(f"chose stride {stride}; wrote {dst}")

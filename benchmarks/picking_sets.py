@@ -34,6 +34,8 @@ class LabelledMicrograph:
     coordinates: np.ndarray
     diameter_px: float
     source: str
+    junk_mask: Optional[np.ndarray] = None      # simulated only: pixels covered by junk
+    junk: Optional[list] = None                 # simulated only: the simulator's junk objects
 
 
 @functools.lru_cache(maxsize=8)
@@ -74,7 +76,7 @@ def simulated(split: str, n: int, shape=(512, 512)) -> List[LabelledMicrograph]:
                                  snr=float(rng.uniform(0.05, 0.3)), junk=junk,
                                  defocus_um=(0.8, 3.0))[0]
         out.append(LabelledMicrograph(f"sim_{split}_{i:03d}", m.image, m.coordinates, m.particle_diameter_px,
-                                      "simulated"))
+                                      "simulated", m.junk_mask, m.junk))
     return out
 
 

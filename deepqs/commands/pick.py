@@ -71,7 +71,13 @@ def add_parser(sub) -> None:
     t.add_argument("--val-fraction", type=float, default=0.2, help="share of micrographs (or particles) held out")
     t.add_argument("--lr", type=positive_float, default=None, help="learning rate (default 1e-3; deepem 1e-2)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--checkpoint", metavar="CKPT.pt", help="checkpoint written every epoch; resumes when it exists")
+    t.add_argument("--checkpoint", metavar="CKPT.pt",
+                   help="checkpoint written every epoch (with CKPT.pt.state: optimiser state); resumes when it exists")
+    t.add_argument("--mine-negatives", type=int, default=0, metavar="ROUNDS",
+                   help="hard-negative rounds: pick the training micrographs, add every pick away from the labels "
+                        "(junk, carbon, ice, gaps between neighbours) as a negative and retrain; only for fully "
+                        "labelled micrographs")
+    t.add_argument("--mine-min-score", type=float, default=0.1, help="lowest score of a mined negative")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     t.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch")
     t.add_argument("--json", nargs="?", const="-", metavar="SUMMARY.json", help="JSON summary (stdout without a path)")
@@ -132,13 +138,9 @@ def _diameter_px(args, pixel_size: Optional[float], path: Optional[str] = None) 
 
 
 def _device(name: str):
-    from deepqs.errors import InputError
-    from deepqs.picking.score import resolve_device
+    from deepqs.device import resolve_device
 
-    try:
-        dev = resolve_device(name)
-    except RuntimeError as exc:
-        raise InputError(None, str(exc)) from None
+    dev = resolve_device(name, warn=lambda m: print(f"deepqs pick: {m}", file=sys.stderr))  # no GPU: CPU + warning
     if name == "auto" and dev.type == "cpu":
         print("deepqs pick: no CUDA device found, running on the CPU", file=sys.stderr)
     return dev
@@ -190,6 +192,7 @@ def run_train(args) -> int:
     mic_stems = {stem(p) for p in args.micrographs}
     for key in coords:
         if key not in mic_stems:
+            _warn(f"coordinates for {key!r} match no given micrograph; left out")
             dropped.add("coordinates without a micrograph", key)
     for prep in _prepare_all(list(args.micrographs), args, dropped, d_work):
         key = prep.name
@@ -216,6 +219,9 @@ def run_train(args) -> int:
         neg_xy = None
         if neg is not None and len(neg):
             nok = inside_micrograph(neg, prep.original_shape)
+            if not nok.all():
+                _warn(f"{prep.path}: {int((~nok).sum())} of {len(neg)} negative positions lie outside the "
+                      f"micrograph; dropped")
             n_outside += int((~nok).sum())
             neg_xy = neg.select(nok).xy
         examples.append(TrainingExample(prep, c.xy, neg_xy))
@@ -225,8 +231,22 @@ def run_train(args) -> int:
     cfg = TrainConfig(arch=args.arch, epochs=args.epochs, lr=lr, val_fraction=args.val_fraction,
                       patience=args.patience, seed=args.seed, device=str(dev), threads=args.threads)
     t0 = time.time()
-    res = train_picker(examples, cfg, init=init, checkpoint=args.checkpoint,
-                       log=lambda s: print(s, file=sys.stderr) if not sys.stderr.isatty() else None)
+    if args.mine_negatives < 0:
+        raise InputError(None, f"--mine-negatives must be 0 or more, got {args.mine_negatives}")
+    log = (lambda s: print(s, file=sys.stderr) if not sys.stderr.isatty() else None)
+    res = train_picker(examples, cfg, init=init, checkpoint=args.checkpoint, log=log)
+    n_mined = 0
+    for r in range(args.mine_negatives):
+        from dataclasses import replace as _replace
+
+        from deepqs.picking.train import mine_hard_negatives
+
+        examples, n_new = mine_hard_negatives(res.model, examples, min_score=args.mine_min_score, device=str(dev))
+        n_mined += n_new
+        print(f"hard-negative round {r + 1}: {n_new} false positives added as negatives", file=sys.stderr)
+        if n_new == 0:
+            break
+        res = train_picker(examples, _replace(cfg, seed=cfg.seed + r + 1, lr=cfg.lr * 0.3), init=res.model, log=log)
     res.model.info["training_data"] = {
         "micrographs": len(examples), "particles": int(sum(len(e.positives) for e in examples)),
         "diameter_px": float(np.median([e.prepared.diameter_px for e in examples])),
@@ -240,6 +260,7 @@ def run_train(args) -> int:
         "threshold_source": res.threshold_source,
         "std_range": None if res.model.std_range is None else list(res.model.std_range),
         "coordinates_outside_dropped": n_outside, "dropped": dropped.counts(), "device": str(dev),
+        "hard_negatives_mined": n_mined,
         "seconds": round(time.time() - t0, 3),
         "final_val_loss": res.history[-1]["val_loss"] if res.history else None,
     }
@@ -340,6 +361,12 @@ def run_eval(args) -> int:
     for n in missing_picks:
         _warn(f"ground truth for {n!r} has no picks; counted as missed particles")
     used = [n for n in names if n in truth]
+    empty_truth = [n for n in used if len(truth[n]) == 0]
+    empty_picks = [n for n in used if n in picks and len(picks[n]) == 0]
+    for n in empty_truth:
+        _warn(f"ground truth for {n!r} is empty (0 particles); its picks count as false positives")
+    for n in empty_picks:
+        _warn(f"picks for {n!r} are empty (0 picks)")
     if not used:
         raise InputError(None, "no micrograph has both picks and ground truth (names are matched by file stem)")
     results = {}
@@ -362,6 +389,7 @@ def run_eval(args) -> int:
         curves.append((f"{factor:g} x radius", matches))
     summary = {"diameter_px": float(d), "micrographs": len(used),
                "micrographs_without_truth": len(missing_truth), "micrographs_without_picks": len(missing_picks),
+               "empty_truth_files": len(empty_truth), "empty_pick_files": len(empty_picks),
                **results}
     if args.pr_curve:
         plot_pr_curve(args.pr_curve, curves, title=f"Precision-recall ({len(used)} micrographs)")

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from deepqs.device import resolve_device  # the project's one device rule (re-exported for old callers)
 from deepqs.picking.networks import WindowNet
 
 __all__ = ["ScoreMap", "score_image", "resolve_device"]
@@ -35,16 +36,6 @@ class ScoreMap:
         """Map indices -> working-pixel centres ``(x, y)``."""
         return (np.asarray(cols, float) * self.stride + self.offset,
                 np.asarray(rows, float) * self.stride + self.offset)
-
-
-def resolve_device(device: Union[str, torch.device, None] = "auto") -> torch.device:
-    """"auto" -> CUDA when available, else CPU; other names as torch understands them."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("CUDA was asked for but no CUDA device is available; use --device cpu")
-    return dev
 
 
 def _padded_size(n: int, box: int, stride: int, pad: int) -> int:

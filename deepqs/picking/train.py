@@ -7,17 +7,29 @@ positives) plus windows sampled away from every positive: half anywhere at least
 teach the network to localise).  Every sample is rotated by a random multiple of 90° and
 randomly mirrored.  Each epoch draws as many negatives as positives (class balance).  Validation
 uses held-out micrographs (3 or more micrographs) or held-out particles; training stops early when
-the validation loss stops improving and keeps the best weights.  The "auto" threshold is the
-score with the highest F2 on the validation micrographs, and the standard-deviation range is
-learned from the training positives.
+the validation loss (or, with ``select_by="ap"``, the validation average precision of the picks)
+stops improving and keeps the best weights.  The "auto" threshold is the score with the highest F2
+on the validation micrographs (particle-free ones included: all their picks are false positives),
+and the standard-deviation range is learned from the training positives.
+
+Micrographs without particles (empty ice, pure noise, carbon) may be given as examples with no
+positives: they contribute random negatives only.
 
 Iterative retraining ("iteratively knowledgeable", DeepEM): pass ``init`` (a previous model) and
 examples holding verified true positives as positives and verified false positives as
-``negatives``.
+``negatives``.  :func:`mine_hard_negatives` collects such false positives automatically from
+*fully labelled* micrographs (every pick scoring above a floor that is not near a labelled
+particle: junk, carbon edges, ice, the gap between two neighbours).
+
+Resuming: with ``checkpoint`` the weights and history go to the checkpoint file after every
+epoch and the optimiser state, the random generator, the best weights so far and the
+early-stopping counters to ``<checkpoint>.state``; a resumed run continues exactly where the
+interrupted one stopped (on the CPU, the same result as an uninterrupted run).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -35,7 +47,7 @@ from deepqs.picking.pick import STD_MARGIN, local_std, pick_prepared, sample_std
 from deepqs.picking.preprocess import PreparedMicrograph
 
 __all__ = ["TrainingExample", "TrainConfig", "TrainResult", "extract_windows", "sample_negatives", "train_picker",
-           "learn_std_range", "calibrate_threshold"]
+           "learn_std_range", "calibrate_threshold", "mine_hard_negatives", "state_path"]
 
 
 @dataclass
@@ -80,6 +92,11 @@ class TrainConfig:
     threads: Optional[int] = None
     progress: bool = True
     max_seconds: Optional[float] = None
+    #: What early stopping and the kept weights follow: "loss" (validation loss) or "ap" (average
+    #: precision at 0.5x radius of the picks on the validation micrographs; needs validation
+    #: micrographs, falls back to "loss" otherwise).  Particle-free validation micrographs count
+    #: all their picks as false positives.
+    select_by: str = "loss"
 
 
 @dataclass
@@ -200,10 +217,20 @@ def _epoch_data(examples: Sequence[TrainingExample], box: int, d_work: float, cf
         if jitter and len(pos):
             pos = pos + rng.uniform(-cfg.jitter_px, cfg.jitter_px, pos.shape)
         explicit = ex.working(ex.negatives)
-        n_neg = max(len(pos) - len(explicit), len(pos) // 2, 1 if len(pos) == 0 else 0)
+        if len(pos) == 0:                       # micrograph without particles: random negatives only
+            n_free = max(1, per)
+            if len(explicit) > n_free:
+                explicit = explicit[rng.choice(len(explicit), n_free, replace=False)]
+            n_neg = n_free
+        else:
+            if len(explicit) > len(pos):        # at most one explicit negative per positive per epoch
+                explicit = explicit[rng.choice(len(explicit), len(pos), replace=False)]
+            n_neg = max(len(pos) - len(explicit), len(pos) // 2)
         md = cfg.neg_min_distance * d_work
         neg_ring = sample_negatives(ex.prepared.image.shape, avoid, n_neg // 2, md, rng,
                                     ring=(md, cfg.ring_max_distance * d_work))
+        if len(pos) == 0:
+            neg_ring = np.zeros((0, 2))
         neg_any = sample_negatives(ex.prepared.image.shape, avoid, n_neg - len(neg_ring), md, rng)
         neg = np.concatenate([explicit, neg_ring, neg_any]) if len(explicit) else np.concatenate([neg_ring, neg_any])
         for arr, lab in ((pos, 1.0), (neg, 0.0)):
@@ -239,16 +266,83 @@ def calibrate_threshold(model: PickerModel, examples: Sequence[TrainingExample],
 
 
 def _auto_threshold(model: PickerModel, examples: Sequence[TrainingExample], device) -> Tuple[float, float]:
-    matches: List[Match] = []
-    for ex in examples:
-        if len(ex.positives) == 0:
-            continue
-        picks = pick_prepared(model, ex.prepared, threshold=None, std_range="model", device=device)
-        r = 0.5 * ex.prepared.diameter_px * 0.5          # 0.5 x particle radius, original pixels
-        matches.append(match_picks(np.stack([picks.x, picks.y], 1), ex.positives, r, picks.score))
-    if not matches:
+    matches = _val_matches(model, examples, device)
+    if not matches or sum(m.n_truth for m in matches) == 0:
         return 0.5, 0.0
     return best_f2_threshold(matches)
+
+
+def _val_matches(model: PickerModel, examples: Sequence[TrainingExample], device) -> List[Match]:
+    """Matchings at 0.5x radius of all picks (no threshold); particle-free micrographs give only false positives."""
+    matches: List[Match] = []
+    for ex in examples:
+        picks = pick_prepared(model, ex.prepared, threshold=None, std_range="model", device=device)
+        r = 0.5 * ex.prepared.diameter_px * 0.5          # 0.5 x particle radius, original pixels
+        pos = np.asarray(ex.positives, float).reshape(-1, 2)
+        matches.append(match_picks(np.stack([picks.x, picks.y], 1), pos, r, picks.score))
+    return matches
+
+
+def state_path(checkpoint: str) -> str:
+    """The file holding the optimiser and loop state that goes with ``checkpoint``."""
+    return os.fspath(checkpoint) + ".state"
+
+
+def _save_state(checkpoint: str, epoch: int, opt, rng: np.random.Generator, best_state, best_val: float,
+                best_epoch: int, bad: int) -> None:
+    from deepqs.io.atomic import atomic_output
+
+    obj = {"epoch": int(epoch), "optimizer": opt.state_dict(), "rng": json.dumps(rng.bit_generator.state),
+           "best_state": {k: v.detach().cpu().clone() for k, v in best_state.items()},
+           "best_val": float(best_val), "best_epoch": int(best_epoch), "bad": int(bad)}
+    with atomic_output(state_path(checkpoint)) as tmp:
+        torch.save(obj, tmp)
+
+
+def _load_state(checkpoint: str, epoch: int) -> Optional[dict]:
+    """The loop state saved with ``checkpoint`` at ``epoch``, or None (absent, stale or unreadable)."""
+    p = state_path(checkpoint)
+    if not os.path.exists(p):
+        return None
+    try:
+        obj = torch.load(p, weights_only=True, map_location="cpu")
+    except Exception:                       # a damaged state file: resume the weights only
+        return None
+    if not isinstance(obj, dict) or int(obj.get("epoch", -1)) != int(epoch):
+        return None
+    return obj
+
+
+def mine_hard_negatives(model: PickerModel, examples: Sequence[TrainingExample], min_score: float = 0.1,
+                        min_distance_diameters: float = 0.5, max_per_micrograph: Optional[int] = None,
+                        device: str = "cpu") -> Tuple[List[TrainingExample], int]:
+    """False positives of ``model`` on *fully labelled* micrographs, added to their explicit negatives.
+
+    Every pick (std filter on, no threshold) scoring ``>= min_score`` whose centre lies at least
+    ``min_distance_diameters`` particle diameters from every labelled particle becomes a negative
+    (DeepEM's verified false positives, found from the labels).  Only use micrographs on which
+    every particle is labelled: an unlabelled particle would be taught as a negative.
+    Returns ``(new examples, number of negatives added)``; ``max_per_micrograph`` keeps the
+    highest-scoring ones.
+    """
+    from scipy.spatial import cKDTree
+
+    out, total = [], 0
+    for ex in examples:
+        picks = pick_prepared(model, ex.prepared, threshold=None, std_range="model", device=device)
+        xy = np.stack([picks.x, picks.y], 1)
+        keep = picks.score >= min_score
+        if len(ex.positives) and len(xy):
+            d, _ = cKDTree(np.asarray(ex.positives, float).reshape(-1, 2)).query(xy, k=1)
+            keep &= d >= min_distance_diameters * ex.prepared.diameter_px
+        new = xy[keep]                       # picks come sorted by decreasing score
+        if max_per_micrograph is not None:
+            new = new[:max_per_micrograph]
+        total += len(new)
+        old = np.zeros((0, 2)) if ex.negatives is None else np.asarray(ex.negatives, float).reshape(-1, 2)
+        neg = np.concatenate([old, new]) if len(old) or len(new) else None
+        out.append(TrainingExample(ex.prepared, ex.positives, neg))
+    return out, total
 
 
 def train_picker(examples: Sequence[TrainingExample], cfg: TrainConfig = TrainConfig(),
@@ -257,8 +351,10 @@ def train_picker(examples: Sequence[TrainingExample], cfg: TrainConfig = TrainCo
                  val_examples: Optional[Sequence[TrainingExample]] = None) -> TrainResult:
     """Train (or continue training ``init``) on ``examples``; see the module docstring.
 
-    ``checkpoint``: a weights path written after every epoch; when it exists the run resumes
-    from it (weights, epoch count and history; the optimiser restarts).  Deterministic for a
+    ``checkpoint``: a weights path written after every epoch (with ``<checkpoint>.state``: optimiser,
+    random generator, best weights, early-stopping counters); when it exists the run resumes from it
+    and continues exactly (an old checkpoint without the state file resumes the weights, epoch count
+    and history with a fresh optimiser, which ``log`` reports).  Deterministic for a
     given ``cfg.seed`` on the CPU.  ``val_examples``: explicit validation micrographs (otherwise
     a split of ``examples``, see the module docstring).
     """
@@ -270,7 +366,7 @@ def train_picker(examples: Sequence[TrainingExample], cfg: TrainConfig = TrainCo
         torch.set_num_threads(int(cfg.threads))
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    from deepqs.picking.score import resolve_device
+    from deepqs.device import resolve_device
 
     device = resolve_device(cfg.device)
     d_work = init.working_diameter_px if init is not None else float(
@@ -279,13 +375,15 @@ def train_picker(examples: Sequence[TrainingExample], cfg: TrainConfig = TrainCo
         net = init.net
     else:
         net = build_network(cfg.arch, **cfg.config)
-    start_epoch, history = 0, []
+    start_epoch, history, resume_state = 0, [], None
     if checkpoint and os.path.exists(checkpoint):
         prev = load_model(checkpoint)
         net = prev.net
         start_epoch = int(prev.info.get("epoch", 0))
         history = list(prev.info.get("history", []))
-        log(f"resuming from {checkpoint} after epoch {start_epoch}")
+        resume_state = _load_state(checkpoint, start_epoch)
+        log(f"resuming from {checkpoint} after epoch {start_epoch}"
+            + ("" if resume_state is not None else " (no optimiser state found: the optimiser restarts)"))
     net = net.to(device)
     box = net.box
     if val_examples:
@@ -300,6 +398,16 @@ def train_picker(examples: Sequence[TrainingExample], cfg: TrainConfig = TrainCo
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     best_val, best_epoch, bad, stopped = math.inf, start_epoch, 0, False
+    by_ap = cfg.select_by == "ap" and by_mic and any(len(e.positives) for e in val_ex)
+    if cfg.select_by not in ("loss", "ap"):
+        raise ValueError(f"select_by must be 'loss' or 'ap', got {cfg.select_by!r}")
+    std_range = learn_std_range(train_ex, d_work)
+    if resume_state is not None:
+        opt.load_state_dict(resume_state["optimizer"])
+        rng.bit_generator.state = json.loads(resume_state["rng"])
+        best_state = {k: v.to(device) for k, v in resume_state["best_state"].items()}
+        best_val = float(resume_state["best_val"])
+        best_epoch, bad = int(resume_state["best_epoch"]), int(resume_state["bad"])
     t0 = time.time()
     bar = None
     if cfg.progress and sys.stderr.isatty():
@@ -327,17 +435,28 @@ def train_picker(examples: Sequence[TrainingExample], cfg: TrainConfig = TrainCo
             n += len(idx)
         train_loss = tot / max(n, 1)
         val_loss = _loss_on(net, val_data, device, cfg.batch_size) if val_data is not None else train_loss
-        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
-        log(f"epoch {epoch}: train loss {train_loss:.4f}, validation loss {val_loss:.4f}")
+        entry = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss}
+        crit = val_loss
+        if by_ap:
+            net.eval()
+            probe = PickerModel(net, d_work, cfg.score_stride_px, std_range, 0.5)
+            from deepqs.picking.evaluate import evaluate_many
+
+            entry["val_ap"] = evaluate_many(_val_matches(probe, val_ex, device), 0.5).average_precision
+            crit = -entry["val_ap"]
+        history.append(entry)
+        log(f"epoch {epoch}: train loss {train_loss:.4f}, validation loss {val_loss:.4f}"
+            + (f", validation AP {entry['val_ap']:.4f}" if by_ap else ""))
         if bar is not None:
             bar.update(1)
             bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}")
-        if val_loss < best_val - 1e-4:
-            best_val, best_epoch, bad = val_loss, epoch, 0
+        if crit < best_val - 1e-4:
+            best_val, best_epoch, bad = crit, epoch, 0
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         else:
             bad += 1
         if checkpoint:
+            _save_state(checkpoint, epoch, opt, rng, best_state, best_val, best_epoch, bad)
             save_model(checkpoint, PickerModel(net, d_work, cfg.score_stride_px,
                                                info={"epoch": epoch, "history": history}))
         if bad >= cfg.patience:
@@ -352,7 +471,6 @@ def train_picker(examples: Sequence[TrainingExample], cfg: TrainConfig = TrainCo
         bar.close()
     net.load_state_dict(best_state)
     net.eval()
-    std_range = learn_std_range(train_ex, d_work)
     model = PickerModel(net.cpu(), d_work, cfg.score_stride_px, std_range, 0.5)
     thr_ex = val_ex if by_mic else [TrainingExample(e.prepared, e.positives) for e in examples]
     thr, f2 = _auto_threshold(model, thr_ex, "cpu")
