@@ -65,3 +65,28 @@ def test_validation_without_half_maps_warns_and_needs_threshold(project, inputs,
     prot = project.newProtocol(ProtDeepQsValidate, inputVolume=plain, resolution=5.0)
     assert any("threshold" in e for e in prot.validate())
     assert any("no half maps" in w for w in prot.warnings())
+
+
+def test_validation_with_class_averages_reaches_level_2(project, inputs, tmp_path):
+    """Class averages imported into Scipion (projections of the map) are converted and checked."""
+    from pwem.protocols import ProtImportAverages
+
+    from deepqs.io import read_map, write_stack
+    from deepqs.validation import align2d
+
+    vol, model, threshold = inputs
+    density = read_map(vol.getFileName().replace(":mrc", "")).data.astype(np.float64)
+    rng = np.random.default_rng(0)
+    directions = rng.standard_normal((6, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    write_stack(tmp_path / "classes.mrcs", align2d.project(density, directions).astype(np.float32), 1.5)
+    avg = launch(project, project.newProtocol(ProtImportAverages, filesPath=str(tmp_path), filesPattern="classes.mrcs",
+                                              samplingRate=1.5))
+    assert avg.isFinished(), avg.getErrorMessage()
+    prot = launch(project, project.newProtocol(ProtDeepQsValidate, inputVolume=vol, inputClasses=avg.outputAverages,
+                                               threshold=threshold, resolution=5.0))
+    assert prot.isFinished(), prot.getErrorMessage()
+    report = prot.loadReport()
+    assert report["levels"] == ["0", "1", "2"]
+    check = next(c for c in report["checks"] if c["id"] == "2.a")
+    assert check["status"] == "ok", check["warnings"]
