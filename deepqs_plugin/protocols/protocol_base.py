@@ -83,11 +83,26 @@ class DeepQsProtocol(EMProtocol):
 
     def _mapArgs(self, volume):
         """Engine arguments naming a map: its file, Scipion's voxel size and, if asked, origin."""
-        args = [shlex.quote(os.path.abspath(volumeFile(volume))), "--voxel-size", "%.6f" % volume.getSamplingRate()]
+        path = os.path.abspath(volumeFile(volume))
+        args = [shlex.quote(path)]
+        if not self._headerVoxelMatches(path, volume.getSamplingRate()):
+            args += ["--voxel-size", "%.6f" % volume.getSamplingRate()]   # Scipion's sampling rate wins
         if getattr(self, "originFrom", None) is not None and self.originFrom.get() == ORIGIN_FROM_SCIPION:
             # "=" keeps argparse from reading a negative origin as an option
             args.append("--origin=%.6f,%.6f,%.6f" % volume.getShiftsFromOrigin())
         return args
+
+    @staticmethod
+    def _headerVoxelMatches(path, samplingRate):
+        """True when the file's header already holds Scipion's sampling rate (to 1e-5 relative):
+        then the header value (full float32 precision) is used, so the CLI and the protocol give
+        identical numbers."""
+        try:
+            from deepqs.io import map_header_info
+            voxel = map_header_info(path)["voxel_size_A"]
+        except Exception:  # unreadable here: the engine will say why
+            return False
+        return all(abs(v - samplingRate) <= 1e-5 * samplingRate for v in voxel)
 
     def _validateVolume(self, volume, label="input map"):
         """Errors for a map without sampling rate or file."""
