@@ -206,3 +206,43 @@ def draw_picks(ax, image: np.ndarray, x: np.ndarray, y: np.ndarray, box_px: floa
         sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
         bar = ax.figure.colorbar(sm, ax=ax, shrink=0.8, pad=0.02)
         bar.set_label("pick score (higher = surer)", fontsize=8)
+
+
+def draw_gallery(fig, boxes: np.ndarray, labels: Optional[Sequence[str]] = None, columns: int = 8,
+                 title: str = "") -> None:
+    """A grid of images ``boxes`` (n, y, x) on ``fig``, each contrast-stretched on its own
+    (1-99 percentiles), with an optional short label under each (e.g. a probability)."""
+    boxes = np.asarray(boxes, dtype=np.float32)
+    n = int(boxes.shape[0])
+    if n == 0:
+        ax = fig.add_subplot(1, 1, 1)
+        ax.text(0.5, 0.5, "(none)", ha="center", va="center")
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=10)
+        return
+    cols = max(1, min(columns, n))
+    rows = int(np.ceil(n / cols))
+    for i in range(n):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        lo, hi = np.percentile(boxes[i], [1.0, 99.0])
+        ax.imshow(boxes[i], cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if labels is not None:
+            ax.set_xlabel(str(labels[i]), fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+
+
+def draw_confusion(ax, matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str]) -> None:
+    """A confusion matrix (rows = truth, columns = decision) with the counts written in the cells."""
+    m = np.asarray(matrix, dtype=float)
+    ax.imshow(m, cmap="Blues", vmin=0, vmax=max(m.max(), 1))
+    for (r, c), v in np.ndenumerate(m):
+        ax.text(c, r, "%d" % v, ha="center", va="center", color="white" if v > m.max() / 2 else "black")
+    ax.set_xticks(range(len(col_labels)))
+    ax.set_xticklabels(col_labels)
+    ax.set_yticks(range(len(row_labels)))
+    ax.set_yticklabels(row_labels)
+    ax.set_xlabel("decision")
+    ax.set_ylabel("label")

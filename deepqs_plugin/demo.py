@@ -95,6 +95,11 @@ def main(argv=None) -> int:
                                                 inputTruth=truth.outputCoordinates))
     for line in pick.summary():
         print("  " + line)
+    ProtPickerOptimizer = Domain.getProtocols()["ProtPickerOptimizer"]
+    prune = _launch(project, project.newProtocol(ProtPickerOptimizer, objLabel="pickeroptimizer prune",
+                                                 inputSet=pick.outputCoordinates))
+    for line in prune.summary():
+        print("  " + line)
 
     print("\nDemo outputs")
     print("  engine data (maps, model, micrographs, coordinates): %s" % out)
@@ -108,6 +113,8 @@ def main(argv=None) -> int:
           % in_project(localq._out("figures")))
     print("  DeepEM picks: %s (precision-recall curve: %s)"
           % (in_project(pick._coordsDir()), in_project(pick.prCurveFile())))
+    print("  pruned picks: kept %d, discarded %d (scores: %s)" % (
+        prune.nKept.get(), prune.nRejected.get(), in_project(prune._getExtraPath("pruned", "scores.csv"))))
     print("  open it in the GUI with: scipion3 project %s" % name)
     return 0
 

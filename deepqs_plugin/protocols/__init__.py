@@ -6,3 +6,4 @@ from .protocol_localq_predict import ProtDeepQsPredict
 from .protocol_localq_train import ProtDeepQsTrain
 from .protocol_picking import ProtDeepEMPick, ProtDeepEMTrain, ProtDeepQsImportCoordinates
 from .protocol_validate import ProtDeepQsValidate
+from .protocol_pruning import ProtPickerOptimizer

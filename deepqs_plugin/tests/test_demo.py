@@ -44,5 +44,9 @@ def test_scipion_demo(tmp_path, capsys):
     assert "particles picked on 3 micrographs" in out and "Against the known particles (0.5x radius)" in out
     pr = next(line for line in out.splitlines() if "DeepEM picks:" in line).rsplit("curve: ", 1)[1].rstrip(")")
     assert os.path.getsize(pr) > 5000
+    # ... and PickerOptimizer pruned those picks into kept and discarded sets.
+    line = next(line for line in out.splitlines() if "pruned picks:" in line)
+    kept, discarded = (int(v) for v in __import__("re").findall(r"kept (\d+), discarded (\d+)", line)[0])
+    assert kept + discarded > 0 and os.path.getsize(line.rsplit("scores: ", 1)[1].rstrip(")")) > 0
     if not os.environ.get("DEEPQS_KEEP_PROJECTS"):
         shutil.rmtree(project_path, ignore_errors=True)
