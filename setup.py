@@ -30,7 +30,7 @@ setup(
     include_package_data=True,
     package_data={
         "deepqs": ["weights/*.pt", "weights/*.json", "weights/*.md", "weights/*.png"],
-        "deepqs_plugin": ["protocols.conf", "*.png", "templates/*.json"],
+        "deepqs_plugin": ["protocols.conf", "*.png", "templates/*.json.template"],
     },
     install_requires=[
         "numpy>=1.22",
