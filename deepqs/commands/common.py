@@ -76,3 +76,15 @@ def read_map_from_args(path: str, args, mmap: bool = False):
     if args.origin is not None:
         m.origin = np.asarray(args.origin, dtype=np.float64)
     return m
+
+
+def emit_json(dest, obj) -> None:
+    """``--json [FILE]`` output: nothing for None, stdout for "-", else the file (atomically)."""
+    if dest is None:
+        return
+    if dest == "-":
+        import sys
+        json.dump(obj, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        write_json(dest, obj)

@@ -204,7 +204,7 @@ def write_figures(folder: str, mapdata, result, localq_path: str) -> list:
 
 
 def run_compare(args) -> int:
-    from deepqs.io import read_atoms, read_map
+    from deepqs.io import read_atoms
     from deepqs.io.models import check_model_in_map
     from deepqs.localq.compare import compare_localq
     from deepqs.plots import _pyplot, draw_pred_vs_true

@@ -10,13 +10,12 @@ reported on stderr and counted in the summary.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from typing import Dict, List, Optional
 
-from deepqs.commands.common import positive_float, positive_int, write_json
+from deepqs.commands.common import emit_json, positive_float, positive_int
 
 HELP = "train a particle picker, pick particles, evaluate picks against ground truth"
 FORMAT_EXT = {"box": ".box", "star": ".star", "csv": ".csv"}
@@ -122,13 +121,7 @@ def _warn(msg: str) -> None:
 
 
 def _emit_json(dest: Optional[str], obj: dict) -> None:
-    if dest is None:
-        return
-    if dest == "-":
-        json.dump(obj, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        write_json(dest, obj)
+    emit_json(dest, obj)
 
 
 def _diameter_px(args, pixel_size: Optional[float], path: Optional[str] = None) -> float:

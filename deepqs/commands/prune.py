@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import os
 import sys
 import time
@@ -33,7 +32,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from deepqs.commands.common import positive_float, positive_int, write_json
+from deepqs.commands.common import emit_json, positive_float, positive_int
 
 HELP = "prune false-positive particles (ice, contamination, carbon) with a CNN classifier"
 
@@ -159,13 +158,7 @@ def _warn(msg: str) -> None:
 
 
 def _emit_json(dest: Optional[str], obj: dict) -> None:
-    if dest is None:
-        return
-    if dest == "-":
-        json.dump(obj, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        write_json(dest, obj)
+    emit_json(dest, obj)
 
 
 def _set_threads(n: Optional[int]) -> None:

@@ -161,42 +161,12 @@ def _reflect(i: np.ndarray, n: int) -> np.ndarray:
 # readers
 # --------------------------------------------------------------------------------------------
 def read_image(path: PathLike, pixel_size: Optional[float] = None) -> Tuple[np.ndarray, Optional[float]]:
-    """Read one micrograph: MRC via :func:`deepqs.io.read_micrograph`, or an 8/16-bit PNG/JPEG/TIFF.
+    """Read one micrograph (MRC, or an 8/16-bit PNG/JPEG/TIFF): the picking engine's reader,
+    :func:`deepqs.picking.preprocess.read_image` (``(image float32 [y, x], pixel_size_A or None)``;
+    InputError for missing, unreadable, non-2D, constant or non-finite images)."""
+    from deepqs.picking.preprocess import read_image as _read
 
-    Returns ``(image float32 [y, x], pixel_size_A or None)``.  InputError for missing, unreadable,
-    non-2D, constant or non-finite images.
-    """
-    p = check_input_file(path, "micrograph", allow_empty=False)
-    if p.lower().endswith(IMAGE_EXTENSIONS):
-        try:
-            from PIL import Image
-
-            with Image.open(p) as im:
-                im.load()
-                if im.mode not in ("L", "I", "I;16", "F"):
-                    im = im.convert("L")
-                arr = np.asarray(im.convert("F"), dtype=np.float32)
-        except ImportError:
-            raise InputError(p, "reading PNG/JPEG/TIFF images needs Pillow (pip install pillow)") from None
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise InputError(p, f"unreadable image ({exc})") from None
-        ps = None if pixel_size is None else float(pixel_size)
-    else:
-        from deepqs.io import read_micrograph
-
-        try:
-            arr, ps = read_micrograph(p, pixel_size=pixel_size)
-        except InputError as exc:
-            if pixel_size is not None or "pixel size" not in str(exc):
-                raise
-            arr, ps = read_micrograph(p, pixel_size=1.0)[0], None   # boxes are in pixels: fine without one
-    if arr.ndim != 2:
-        raise InputError(p, f"expected a 2D micrograph, got an array of shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise InputError(p, "contains NaN or infinite pixels")
-    if float(arr.max()) == float(arr.min()):
-        raise InputError(p, "constant image (every pixel has the same value)")
-    return np.asarray(arr, dtype=np.float32), ps
+    return _read(path, pixel_size)
 
 
 def parse_image_name(value: str) -> Tuple[int, str]:
