@@ -309,10 +309,14 @@ def test_torch_path_matches_numpy_on_cpu():
     np.testing.assert_allclose(torch_q, numpy_q, atol=1e-12)
 
 
-def test_cuda_device_without_gpu_is_an_input_error():
+def test_cuda_device_without_gpu_falls_back_to_the_cpu_with_a_warning(capsys):
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is present")
     m = gaussian_map([[0.0, 0.0, 0.0]])
-    with pytest.raises(InputError, match="CUDA"):
-        compute_qscores(m, make_atoms([[0.0, 0.0, 0.0]]), device="cuda")
+    atoms = make_atoms([[0.0, 0.0, 0.0]])
+    q = compute_qscores(m, atoms, device="cuda:0").q
+    assert "running on the CPU" in capsys.readouterr().err      # never silently
+    np.testing.assert_allclose(q, compute_qscores(m, atoms).q)  # the CPU numbers
+    with pytest.raises(InputError, match="unknown device"):
+        compute_qscores(m, atoms, device="gpu7")

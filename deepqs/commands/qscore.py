@@ -40,8 +40,9 @@ def add_parser(sub) -> None:
     p.add_argument("--json", metavar="SUMMARY.json", help="write the summary as JSON")
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="worker processes (default: all cores this process may use)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                   help="cpu (numpy) or cuda (torch on the GPU; same algorithm)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu (numpy), cuda or cuda:N (torch on that GPU; the same algorithm), or auto; a GPU "
+                        "that is not visible falls back to the CPU with a warning")
     p.set_defaults(func=run)
 
 

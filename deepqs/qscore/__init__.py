@@ -108,8 +108,12 @@ def compute_qscores(mapdata: MapData, atoms: Atoms, sigma: float = 0.6,
     """
     if not (isinstance(sigma, (int, float)) and np.isfinite(sigma) and sigma > 0):
         raise InputError(None, f"sigma must be a positive number of Å, got {sigma!r}")
-    if device not in DEVICES:
-        raise InputError(None, f"unknown device {device!r} (use one of {', '.join(DEVICES)})")
+    if device != "cpu":
+        from deepqs.device import resolve_device
+
+        # one rule for every command: unknown names are an InputError, a GPU that is not
+        # visible falls back to the CPU with a warning on stderr
+        device = str(resolve_device(device))
     data = mapdata.data
     if data.ndim != 3 or min(data.shape) < 1:
         raise InputError(mapdata.path, f"Q-scores need a 3D map, got an array of shape {data.shape}")
@@ -128,10 +132,9 @@ def compute_qscores(mapdata: MapData, atoms: Atoms, sigma: float = 0.6,
     interp = Interpolator(mapdata)
     outside[scored] = ~interp.inside(heavy_xyz)
     threads = default_threads() if threads is None else max(1, int(threads))
-    if device == "cuda":
-        _require_cuda()
+    if device.startswith("cuda"):
         from deepqs.qscore.torch_backend import score_torch
-        q[scored] = score_torch(mapdata, heavy_xyz, sigma, device="cuda", progress=progress)
+        q[scored] = score_torch(mapdata, heavy_xyz, sigma, device=device, progress=progress)
     else:
         scorer = QScorer(interp, heavy_xyz, sigma=sigma)
         q[scored] = scorer.score(heavy_xyz, threads=threads, progress=progress)
@@ -139,15 +142,6 @@ def compute_qscores(mapdata: MapData, atoms: Atoms, sigma: float = 0.6,
     h = np.flatnonzero(parent >= 0)
     q[h] = q[parent[h]]
     return QScoreResult(q=q, scored=scored, outside=outside, sigma=float(sigma), hydrogen_parent=parent)
-
-
-def _require_cuda() -> None:
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        raise InputError(None, "--device cuda needs torch, which is not installed") from None
-    if not torch.cuda.is_available():
-        raise InputError(None, "--device cuda: no CUDA GPU is available here (use --device cpu)")
 
 
 def summarise(atoms: Atoms, result: QScoreResult, resolution: Optional[float] = None) -> Dict[str, object]:

@@ -42,6 +42,12 @@ class ProtDeepQsQScore(DeepQsProtocol):
 
     # --------------------------- DEFINE param functions ----------------------
     def _defineParams(self, form):
+        form.addHidden(params.USE_GPU, params.BooleanParam, default=False, label="Use GPU",
+                       help="Score on a GPU with torch (same algorithm and numbers to 1e-12).  The CPU path "
+                            "is the reference and fast enough for most models; without a visible GPU the "
+                            "CPU is used, with a warning.")
+        form.addHidden(params.GPU_LIST, params.StringParam, default="0", label="GPU ID",
+                       help="GPU to use, relative to the visible devices (queue systems renumber them).")
         form.addSection(label="Input")
         form.addParam("inputVolume", params.PointerParam, pointerClass="Volume", important=True,
                       label="Map", help="The cryo-EM map (its sampling rate in Å/voxel comes from Scipion).")
@@ -78,7 +84,9 @@ class ProtDeepQsQScore(DeepQsProtocol):
             "--out-model", shlex.quote(self._outModel()),
             "--out-residues", shlex.quote(self._outResidues()),
             "--json", shlex.quote(self._outJson()),
-            "--threads", str(max(1, self.numberOfThreads.get() or 1))]
+            "--threads", str(max(1, self.numberOfThreads.get() or 1)),
+            # %(GPU)s is replaced by Scipion with the GPU assigned to this job (renumbered in queues)
+            "--device", "cuda:%(GPU)s" if self.usesGpu() else "cpu"]
         if self.resolution.get() and self.resolution.get() > 0:
             args += ["--resolution", "%g" % self.resolution.get()]
         self.runEngine(args, expected=[self._outModel(), self._outJson()])
@@ -111,7 +119,7 @@ class ProtDeepQsQScore(DeepQsProtocol):
 
     # --------------------------- INFO functions ------------------------------
     def _validate(self):
-        errors = self._validateVolume(self.inputVolume.get())
+        errors = self._validateVolume(self.inputVolume.get()) + self._validateGpus()
         struct = self.inputStructure.get()
         if struct is None:
             errors.append("Choose the atomic model.")

@@ -11,7 +11,7 @@ import deepqs_plugin
 
 OURS = sorted((name, cls) for name, cls in Domain.getProtocols().items()
               if cls.__module__.startswith("deepqs_plugin.") and getattr(cls, "_label", None))
-GPU = {"ProtDeepQsPredict", "ProtDeepQsTrain", "ProtDeepEMTrain", "ProtDeepEMPick"}
+GPU = {"ProtDeepQsPredict", "ProtDeepQsTrain", "ProtDeepEMTrain", "ProtDeepEMPick", "ProtDeepQsQScore"}
 WITH_VIEWER = {"ProtDeepQsMapStats", "ProtDeepQsQScore", "ProtDeepQsPredict", "ProtDeepQsTrain", "ProtDeepEMPick"}
 
 
@@ -43,6 +43,7 @@ def test_viewers_target_the_protocols_with_figures():
 @pytest.mark.parametrize("name", sorted(GPU))
 def test_gpu_protocols_refuse_more_gpus_than_engine_jobs(project, name):
     prot = project.newProtocol(Domain.getProtocols()[name])
+    prot.useGpu.set(True)
     prot.gpuList.set("0 1")
     assert any("Each engine job uses one GPU" in e for e in prot.validate())
     prot.gpuList.set("1")

@@ -98,3 +98,18 @@ def test_qscore_validate_messages(project):
     prot = project.newProtocol(ProtDeepQsQScore)
     errors = " ".join(prot.validate())
     assert "map" in errors and "atomic model" in errors
+
+
+def test_qscore_protocol_on_a_gpu_or_the_cpu_with_a_warning(project, qscore_run):
+    prot = project.newProtocol(ProtDeepQsQScore, inputVolume=qscore_run.inputVolume.get(),
+                               inputStructure=qscore_run.inputStructure.get(), resolution=3.5)
+    prot.useGpu.set(True)
+    prot = launch(project, prot)
+    assert prot.isFinished(), prot.getErrorMessage()
+    with open(prot.getStdoutLog()) as fh:
+        log = fh.read()
+    assert "--device cuda:0" in log
+    assert prot.meanQ.get() == pytest.approx(qscore_run.meanQ.get(), abs=1e-9)   # torch = numpy
+    if not __import__("torch").cuda.is_available():
+        with open(prot.getStderrLog()) as fh:
+            assert "running on the CPU" in fh.read()
