@@ -176,3 +176,21 @@ def test_shipped_model_keeps_particles_rejects_blobs(data, capsys, tmp_path):
     n = len(m.coordinates)
     assert kept[:n].mean() >= 0.75                    # most true particles kept
     assert not kept[n:].all()                         # not every ice blob kept
+
+
+def test_prune_predict_on_an_absent_gpu_falls_back_with_a_warning(capsys):
+    import numpy as np
+    import torch
+
+    from deepqs.pruning.model import load_model
+    from deepqs.pruning.predict import predict_proba
+
+    if torch.cuda.is_available():
+        import pytest
+        pytest.skip("a CUDA GPU is present")
+    model = load_model()
+    boxes = np.random.default_rng(0).standard_normal((5, model.box_size, model.box_size)).astype(np.float32)
+    on_cpu = predict_proba(model, boxes)
+    fallback = predict_proba(model, boxes, device="cuda:0")
+    assert "running on the CPU" in capsys.readouterr().err
+    np.testing.assert_allclose(fallback, on_cpu, atol=1e-6)

@@ -146,6 +146,8 @@ def add_parser(sub) -> None:
                    help="keep boxes with p_particle >= T; balanced: the threshold stored with the model (chosen on its "
                         "validation data for the best balanced accuracy)")
     r.add_argument("--batch-size", type=positive_int, default=256, help="boxes per forward pass")
+    r.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto; a GPU that is not visible falls "
+                                                   "back to the CPU with a warning")
     r.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch")
     _json_option(r)
     r.set_defaults(func=run_prune)
@@ -356,7 +358,8 @@ def run_prune(args) -> int:
                                    args.pad, warn=_warn)
     t_read = time.time() - t0
     t1 = time.time()
-    proba = predict_proba(model, bs.boxes, args.batch_size) if len(bs) else np.zeros((0, 3), np.float32)
+    proba = (predict_proba(model, bs.boxes, args.batch_size, device=args.device) if len(bs)
+             else np.zeros((0, 3), np.float32))
     t_pred = time.time() - t1
     kept = proba[:, 0] >= threshold
     n_edge = int(bs.off_edge.sum())

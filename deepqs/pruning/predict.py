@@ -44,20 +44,24 @@ class Prediction:
 
 
 def predict_proba(model: PruningModel, boxes: np.ndarray, batch_size: int = 256,
-                  progress: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
+                  progress: Optional[Callable[[int, int], None]] = None, device: str = "cpu") -> np.ndarray:
     """Probabilities ``(n, 3)`` for boxes ``(n, S, S)`` at the network size (normalised here).
 
-    Eval mode, ``torch.inference_mode``, batches of ``batch_size`` boxes on the CPU.
+    Eval mode, ``torch.inference_mode``, batches of ``batch_size`` boxes on ``device`` ("cpu",
+    "cuda[:N]" or "auto"; a GPU that is not visible falls back to the CPU with a warning).
     """
+    from deepqs.device import resolve_device
+
+    dev = resolve_device(device) if device != "cpu" else torch.device("cpu")
     arr = np.asarray(boxes, dtype=np.float32)
     if arr.ndim != 3 or arr.shape[1:] != (model.box_size, model.box_size):
         raise InputError(None, f"boxes must be (n, {model.box_size}, {model.box_size}), got {arr.shape}")
-    net = model.net.fused()              # BatchNorm folded: same outputs, faster
+    net = model.net.fused().to(dev)      # BatchNorm folded: same outputs, faster
     out = np.empty((arr.shape[0], net.n_classes), np.float32)
     with torch.inference_mode():
         for s in range(0, arr.shape[0], batch_size):
-            x = normalise_boxes(torch.from_numpy(arr[s:s + batch_size]))
-            out[s:s + batch_size] = torch.softmax(net(x), dim=1).numpy()
+            x = normalise_boxes(torch.from_numpy(arr[s:s + batch_size]).to(dev))
+            out[s:s + batch_size] = torch.softmax(net(x), dim=1).float().cpu().numpy()
             if progress is not None:
                 progress(min(s + batch_size, arr.shape[0]), arr.shape[0])
     return out
@@ -74,8 +78,8 @@ def resolve_threshold(model: PruningModel, threshold: Union[str, float, None]) -
 
 
 def prune(model: PruningModel, boxes: np.ndarray, threshold: Union[str, float, None] = "balanced",
-          batch_size: int = 256) -> Prediction:
+          batch_size: int = 256, device: str = "cpu") -> Prediction:
     """Score ``boxes`` and keep those with ``p_particle >= threshold``."""
     t = resolve_threshold(model, threshold)
-    proba = predict_proba(model, boxes, batch_size)
+    proba = predict_proba(model, boxes, batch_size, device=device)
     return Prediction(proba, proba[:, 0] >= t, t)

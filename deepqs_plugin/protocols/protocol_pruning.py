@@ -35,6 +35,11 @@ class ProtPickerOptimizer(ProtParticles, DeepQsProtocol):
         self.usedThreshold = Float()
 
     def _defineParams(self, form):
+        form.addHidden(params.USE_GPU, params.BooleanParam, default=True, label="Use GPU",
+                       help="Score the boxes on a GPU (CUDA); without one the CPU is used, with a warning.  "
+                            "Fine-tuning runs on the CPU (a few labelled boxes).")
+        form.addHidden(params.GPU_LIST, params.StringParam, default="0", label="GPU ID",
+                       help="GPU to use, relative to the visible devices (queue systems renumber them).")
         form.addSection(label="Input")
         form.addParam("inputSet", params.PointerParam, pointerClass="SetOfCoordinates, SetOfParticles", important=True,
                       label="Picks or particles",
@@ -66,7 +71,7 @@ class ProtPickerOptimizer(ProtParticles, DeepQsProtocol):
     def _insertAllSteps(self):
         self._insertFunctionStep(self.convertInputStep, needsGPU=False)
         if self._fineTune():
-            self._insertFunctionStep(self.trainStep)
+            self._insertFunctionStep(self.trainStep, needsGPU=False)
         self._insertFunctionStep(self.pruneStep)
         self._insertFunctionStep(self.createOutputStep, needsGPU=False)
 
@@ -167,7 +172,8 @@ class ProtPickerOptimizer(ProtParticles, DeepQsProtocol):
             args += ["--model", shlex.quote(self._folder("classifier.pt"))]
         args += ["--threshold", "balanced" if self.autoThreshold.get() else "%g" % self.threshold.get(),
                  "--out-dir", shlex.quote(self._folder("pruned")), "--threads", str(max(1, self.numberOfThreads.get())),
-                 "--json", shlex.quote(self._folder("prune_summary.json"))]
+                 "--json", shlex.quote(self._folder("prune_summary.json")),
+                 "--device", "cuda:%(GPU)s" if self.usesGpu() else "cpu"]
         self.runEngine(args, expected=[self._folder("pruned", "scores.csv"), self._folder("prune_summary.json")])
 
     def _scores(self):
@@ -228,7 +234,7 @@ class ProtPickerOptimizer(ProtParticles, DeepQsProtocol):
 
     # --------------------------- INFO ----------------------------------------
     def _validate(self):
-        errors = []
+        errors = self._validateGpus()
         s = self.inputSet.get()
         if s is not None and s.getSize() == 0:
             errors.append("The input set is empty.")
