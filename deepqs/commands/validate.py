@@ -34,6 +34,8 @@ def add_parser(sub) -> None:
                    help="level 5 box size in micrograph pixels (default: 1.85 × the map's particle diameter)")
     p.add_argument("--model", metavar="X.cif", help="atomic model, PDB or mmCIF (level A)")
     p.add_argument("--out-dir", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--device", default="cpu", help="torch device of the DeepQs prediction (0.e, A.c): "
+                    "cpu, cuda, cuda:N or auto; a GPU that is not visible falls back to the CPU with a warning")
     p.add_argument("--voxel-size", type=triple, default=None, metavar="A",
                    help="override the voxel size of the map and half maps (Å)")
     p.add_argument("--only", default=None, metavar="IDS",
@@ -59,6 +61,7 @@ def run(args) -> int:
                       classes=args.classes, particles=args.particles, micrographs=args.micrographs,
                       coords=args.coords, model=args.model, voxel_size=args.voxel_size,
                       box_px=args.box)
+    inp.device = args.device
     only = None if not args.only else [s.strip() for s in args.only.split(",") if s.strip()]
     quiet = args.json
     result = validate(inp, only=only, progress=None if quiet else (lambda s: print(f"  {s}", file=sys.stderr)))

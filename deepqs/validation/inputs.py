@@ -48,6 +48,7 @@ class ValidationInputs:
     atoms: Optional[Atoms] = None
     files: Dict[str, str] = field(default_factory=dict)
     cache: Dict[str, Any] = field(default_factory=dict, repr=False)
+    device: str = "cpu"   # torch device of the DeepQs prediction (0.e, A.c): cpu, cuda[:N], auto
 
     def __post_init__(self) -> None:
         where = self.map.path

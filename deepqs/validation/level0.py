@@ -248,7 +248,7 @@ def check_0e(inp: ValidationInputs) -> Check:
         "Local Q predicted by DeepQs inside map ≥ threshold; percentiles 2.5/25/50/75/97.5.  The resolution "
         f"the median implies (R = -3.816·Q + 5.679 Å) worse than {C.LOCALQ_RESOLUTION_FACTOR:g}× the reported one, "
         f"or a 2.5-97.5 spread below {C.LOCALQ_MIN_SPREAD:g} (degenerate), warns."))
-    res = predict_localq(inp.map, threshold=inp.threshold)
+    res = predict_localq(inp.map, threshold=inp.threshold, device=inp.device)
     inp.cache["localq"] = res
     s = res.summary
     pq = [float(v) for v in np.percentile(res.localq.data[res.mask], C.LOCALQ_PERCENTILES)]

@@ -133,7 +133,7 @@ def check_Ac(inp: ValidationInputs) -> Check:
     lq = inp.cache.get("localq")
     if lq is None:
         from deepqs.localq.predict import predict_localq
-        lq = predict_localq(inp.map, threshold=inp.threshold)
+        lq = predict_localq(inp.map, threshold=inp.threshold, device=inp.device)
         inp.cache["localq"] = lq
     cmp = compare_localq(inp.map, lq.localq, inp.atoms, mask=lq.mask)
     r = cmp.residues

@@ -35,6 +35,11 @@ class ProtDeepQsValidate(DeepQsProtocol):
 
     # --------------------------- DEFINE param functions ----------------------
     def _defineParams(self, form):
+        form.addHidden(params.USE_GPU, params.BooleanParam, default=True, label="Use GPU",
+                       help="Run the DeepQs network of checks 0.e and A.c on a GPU; without one the CPU is used, "
+                            "with a warning.")
+        form.addHidden(params.GPU_LIST, params.StringParam, default="0", label="GPU ID",
+                       help="GPU to use, relative to the visible devices (queue systems renumber them).")
         form.addSection(label="Input")
         form.addParam("inputVolume", params.PointerParam, pointerClass="Volume", important=True,
                       label="Map (level 0)", help="The map to validate; its half maps (if it has them) give level 1.")
@@ -60,7 +65,7 @@ class ProtDeepQsValidate(DeepQsProtocol):
     # --------------------------- INSERT steps functions ----------------------
     def _insertAllSteps(self):
         self._insertFunctionStep(self.convertInputStep, needsGPU=False)
-        self._insertFunctionStep(self.validateStep, needsGPU=False)
+        self._insertFunctionStep(self.validateStep)
         self._insertFunctionStep(self.createOutputStep, needsGPU=False)
 
     def _inputFile(self, *name):
@@ -134,6 +139,7 @@ class ProtDeepQsValidate(DeepQsProtocol):
                 "--coords", shlex.quote(self._inputFile("coordinates.csv"))]
         if self.inputStructure.get() is not None:
             args += ["--model", shlex.quote(os.path.abspath(self.inputStructure.get().getFileName()))]
+        args += ["--device", "cuda:%(GPU)s" if self.usesGpu() else "cpu"]
         self.runEngine(args, expected=[self._reportFile("report.json"), self._reportFile("report.html")])
 
     def createOutputStep(self):
@@ -155,7 +161,7 @@ class ProtDeepQsValidate(DeepQsProtocol):
 
     # --------------------------- INFO functions ------------------------------
     def _validate(self):
-        errors = self._validateVolume(self.inputVolume.get())
+        errors = self._validateVolume(self.inputVolume.get()) + self._validateGpus()
         if self.threshold.get() is None:
             errors.append("Give the contour threshold of the map.")
         if not self.resolution.get() or self.resolution.get() <= 0:

@@ -11,7 +11,7 @@ import deepqs_plugin
 
 OURS = sorted((name, cls) for name, cls in Domain.getProtocols().items()
               if cls.__module__.startswith("deepqs_plugin.") and getattr(cls, "_label", None))
-GPU = {"ProtDeepQsPredict", "ProtDeepQsTrain", "ProtDeepEMTrain", "ProtDeepEMPick", "ProtDeepQsQScore", "ProtPickerOptimizer"}
+GPU = {"ProtDeepQsPredict", "ProtDeepQsTrain", "ProtDeepEMTrain", "ProtDeepEMPick", "ProtDeepQsQScore", "ProtPickerOptimizer", "ProtDeepQsValidate"}
 WITH_VIEWER = {"ProtDeepQsMapStats", "ProtDeepQsQScore", "ProtDeepQsPredict", "ProtDeepQsTrain", "ProtDeepEMPick"}
 
 
