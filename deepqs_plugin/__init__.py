@@ -13,7 +13,7 @@ import pwem
 from pyworkflow.utils import Environ
 
 from deepqs import __version__  # the plugin and the engine share one version
-from .constants import DEEPQS_ENV_ACTIVATION, DEEPQS_PYTHON
+from .constants import DEEPQS_ENV_ACTIVATION, DEEPQS_PYTHON, DEEPQS_WEIGHTS_DIR
 
 _logo = "deepqs_logo.png"
 _references = ["Zhu2017", "Li2022", "Pintilie2020", "DeepQs", "Sorzano2022"]
@@ -33,12 +33,19 @@ class Plugin(pwem.Plugin):
         cls._defineVar(DEEPQS_ENV_ACTIVATION, "",
                        description="Optional shell command run before the engine, e.g. "
                                    "'conda activate deepqs' on GPU nodes.")
+        cls._defineVar(DEEPQS_WEIGHTS_DIR, "",
+                       description="Optional folder whose localq_default.pt, picking_default.pt or "
+                                   "pruning_default.pt replace the shipped weights (e.g. retrained for "
+                                   "a facility's microscopes); empty: the shipped weights.")
 
     @classmethod
     def getEnviron(cls):
         """Environment for engine jobs: Scipion's own, with the plugin's variables exported."""
         env = Environ(os.environ)
         env.update({"PYTHONUNBUFFERED": "1"})
+        weights = (cls.getVar(DEEPQS_WEIGHTS_DIR) or "").strip()
+        if weights:
+            env["DEEPQS_WEIGHTS_DIR"] = weights   # read by deepqs.io.weights.default_weights_file
         return env
 
     @classmethod

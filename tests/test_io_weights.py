@@ -155,3 +155,16 @@ def test_load_network_builds_known_architecture(tmp_path):
     save_weights(path, net.state_dict(), {"architecture": "tiny", "version": 1, "config": {"width": 4}})
     with pytest.raises(InputError, match="do not fit architecture 'tiny'"):
         load_network(path, {"tiny": tiny})
+
+
+def test_default_weights_come_from_the_weights_folder_when_it_holds_them(tmp_path, monkeypatch):
+    import os
+
+    from deepqs.io.weights import WEIGHTS_DIR_ENV, default_weights_file
+
+    shipped = default_weights_file("picking_default.pt")
+    assert shipped.endswith(os.path.join("deepqs", "weights", "picking_default.pt")) and os.path.isfile(shipped)
+    monkeypatch.setenv(WEIGHTS_DIR_ENV, str(tmp_path))
+    assert default_weights_file("picking_default.pt") == shipped        # folder without that file
+    (tmp_path / "picking_default.pt").write_bytes(b"x")
+    assert default_weights_file("picking_default.pt") == str(tmp_path / "picking_default.pt")

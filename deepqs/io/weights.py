@@ -166,3 +166,22 @@ def load_network(
         raise InputError(p, f"weights do not fit architecture {name!r}: {detail}") from None
     net.eval()
     return net, header
+
+
+#: environment variable naming a folder of weights that replace the shipped defaults (a facility's
+#: retrained models); the Scipion plugin sets it from its DEEPQS_WEIGHTS_DIR variable.
+WEIGHTS_DIR_ENV = "DEEPQS_WEIGHTS_DIR"
+
+
+def default_weights_file(name: str) -> str:
+    """Path of the default weights file ``name`` (e.g. ``"picking_default.pt"``).
+
+    ``$DEEPQS_WEIGHTS_DIR/name`` when that folder holds such a file, otherwise the copy shipped in
+    ``deepqs/weights/``.  Read when the engine starts (each command is its own process).
+    """
+    folder = os.environ.get(WEIGHTS_DIR_ENV, "").strip()
+    if folder:
+        candidate = os.path.join(os.path.expanduser(folder), name)
+        if os.path.isfile(candidate):
+            return os.path.abspath(candidate)
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights", name)

@@ -49,8 +49,10 @@ def resolution_to_q(r):
 
 
 def default_weights_path() -> str:
-    """The shipped default weights: ``deepqs/weights/localq_default.pt``."""
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights", "localq_default.pt")
+    """The default weights: ``$DEEPQS_WEIGHTS_DIR/localq_default.pt`` when present, else the shipped
+    ``deepqs/weights/localq_default.pt`` (see :func:`deepqs.io.weights.default_weights_file`)."""
+    from deepqs.io.weights import default_weights_file
+    return default_weights_file("localq_default.pt")
 
 
 def load_localq_network(weights: Optional[str] = None):

@@ -19,9 +19,11 @@ from deepqs.picking.score import ScoreMap, score_image
 from deepqs.picking.train import TrainConfig, TrainingExample, TrainResult, train_picker
 
 #: The shipped general model (may be absent in a source checkout).
-import os as _os
 
-DEFAULT_MODEL = _os.path.join(_os.path.dirname(_os.path.dirname(__file__)), "weights", "picking_default.pt")
+from deepqs.io.weights import default_weights_file as _default_weights_file
+
+#: the default picking model: $DEEPQS_WEIGHTS_DIR/picking_default.pt when present, else the shipped one
+DEFAULT_MODEL = _default_weights_file("picking_default.pt")
 
 __all__ = [
     "ARCHITECTURES", "DEFAULT_MODEL", "DeepEMNet", "Evaluation", "PickNet", "PickerModel", "Picks", "PreparedMicrograph",

@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
 from deepqs.errors import InputError, PathLike
+from deepqs.io.weights import default_weights_file
 from deepqs.pruning.network import ARCHITECTURES, CLASSES, CLIP_SIGMA, PruneNet
 
 __all__ = ["PruningModel", "save_model", "load_model", "DEFAULT_MODEL", "MODEL_VERSION", "TASK"]
 
 MODEL_VERSION = 1
 TASK = "particle_pruning"
-#: The shipped pretrained classifier.
-DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights",
-                             "pruning_default.pt")
+#: The default classifier: ``$DEEPQS_WEIGHTS_DIR/pruning_default.pt`` when present, else the shipped one.
+DEFAULT_MODEL = default_weights_file("pruning_default.pt")
 
 
 @dataclass

@@ -71,3 +71,13 @@ def test_every_citation_formats():
         text = prot._getCiteText(cite)
         assert "Error with citation" not in text, key
         assert cite["year"] in text
+
+
+def test_weights_folder_variable_reaches_the_engine_jobs(monkeypatch, tmp_path):
+    from deepqs_plugin.constants import DEEPQS_WEIGHTS_DIR
+
+    plugin = deepqs_plugin.Plugin
+    assert DEEPQS_WEIGHTS_DIR in plugin._vars
+    assert "DEEPQS_WEIGHTS_DIR" not in plugin.getEnviron() or os.environ.get("DEEPQS_WEIGHTS_DIR")
+    monkeypatch.setitem(plugin._vars, DEEPQS_WEIGHTS_DIR, str(tmp_path))
+    assert plugin.getEnviron()["DEEPQS_WEIGHTS_DIR"] == str(tmp_path)
