@@ -59,5 +59,15 @@ class Plugin(pwem.Plugin):
 
     @classmethod
     def defineBinaries(cls, env):
-        # Nothing to compile or download: the engine is a Python package installed with the plugin.
-        pass
+        """Declare (never build at definition time) an optional separate engine environment.
+
+        The engine is a Python package installed with the plugin, so nothing is required.  A
+        facility that wants the engine in its own environment (e.g. with a CUDA build of torch
+        on GPU nodes) can install the package ``deepqs-engine`` with ``scipion installb
+        deepqs-engine`` and point ``DEEPQS_PYTHON`` at ``<EM_ROOT>/deepqs-engine-<version>/env/bin/python``.
+        """
+        python = shlex.quote(sys.executable)
+        commands = [("%s -m venv env && env/bin/pip install --upgrade pip && env/bin/pip install 'torch' "
+                     "'scipion-em-deepqs==%s'" % (python, __version__), "env/bin/python")]
+        env.addPackage("deepqs-engine", version=__version__, tar="void.tgz", commands=commands,
+                       neededProgs=[], default=False)

@@ -81,3 +81,18 @@ def test_weights_folder_variable_reaches_the_engine_jobs(monkeypatch, tmp_path):
     assert "DEEPQS_WEIGHTS_DIR" not in plugin.getEnviron() or os.environ.get("DEEPQS_WEIGHTS_DIR")
     monkeypatch.setitem(plugin._vars, DEEPQS_WEIGHTS_DIR, str(tmp_path))
     assert plugin.getEnviron()["DEEPQS_WEIGHTS_DIR"] == str(tmp_path)
+
+
+def test_define_binaries_only_declares_an_optional_engine_environment():
+    calls = []
+
+    class RecordingEnv:
+        def addPackage(self, name, **kwargs):
+            calls.append((name, kwargs))
+
+    deepqs_plugin.Plugin.defineBinaries(RecordingEnv())
+    assert [c[0] for c in calls] == ["deepqs-engine"]
+    kwargs = calls[0][1]
+    assert kwargs["default"] is False and kwargs["version"] == deepqs_plugin.__version__
+    command, target = kwargs["commands"][0]
+    assert "scipion-em-deepqs==%s" % deepqs_plugin.__version__ in command and target == "env/bin/python"
