@@ -55,3 +55,31 @@ def test_contamination_and_carbon_coordinates_warn(micrograph):
     assert c.status == C.WARNING
     assert c.values["coordinates"] == 4 + n_junk
     assert c.values["junk_fraction"] > 0.4
+
+
+def test_one_coordinate_file_per_micrograph_through_the_cli(micrograph, tmp_path):
+    """``--coords`` takes several files (one per micrograph, matched by stem); every coordinate counts."""
+    import json
+    import shutil
+
+    from deepqs.cli import main
+    from validation_data import clean
+
+    d, box, n_good, _ = micrograph
+    rows = [line for line in (d / "good.star").read_text().splitlines() if line.startswith("mic0.mrc")]
+    xy = [tuple(float(v) for v in r.split()[1:3]) for r in rows]
+    shutil.copy(d / "mic0.mrc", tmp_path / "mic1.mrc")
+    for stem, part in (("mic0", xy[: len(xy) // 2]), ("mic1", xy[len(xy) // 2:])):
+        (tmp_path / f"{stem}.csv").write_text("x,y\n" + "".join(f"{x},{y}\n" for x, y in part))
+    from deepqs.io import write_map
+    _, sim, threshold = clean()
+    write_map(tmp_path / "map.mrc", sim.map)
+    rc = main(["validate", "--map", str(tmp_path / "map.mrc"), "--threshold", str(threshold), "--resolution", "6",
+               "--micrographs", str(d / "mic0.mrc"), str(tmp_path / "mic1.mrc"),
+               "--coords", str(tmp_path / "mic0.csv"), str(tmp_path / "mic1.csv"), "--box", str(box),
+               "--only", "5.a", "--out-dir", str(tmp_path / "rep")])
+    assert rc == 0
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    c = next(c for c in report["checks"] if c["id"] == "5.a")
+    assert c["values"]["coordinates"] == n_good and c["values"]["unmatched_coordinates"] == 0
+    assert {i["role"] for i in report["inputs"]} >= {"coords_1", "coords_2"}

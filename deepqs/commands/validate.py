@@ -29,7 +29,9 @@ def add_parser(sub) -> None:
     p.add_argument("--classes", metavar="C.mrcs", help="2D class averages stack (level 2)")
     p.add_argument("--particles", metavar="P.star", help="particles with class numbers (level 3)")
     p.add_argument("--micrographs", nargs="+", metavar="MIC", help="micrographs (level 5)")
-    p.add_argument("--coords", metavar="FILE", help="particle coordinates (level 5)")
+    p.add_argument("--coords", metavar="FILE", nargs="+",
+                   help="particle coordinates (level 5): one file per micrograph (.box/.star/.csv, matched by "
+                        "file stem) or files naming their micrographs (.star, Topaz .txt, .cs)")
     p.add_argument("--box", type=int, default=None, metavar="PX",
                    help="level 5 box size in micrograph pixels (default: 1.85 × the map's particle diameter)")
     p.add_argument("--model", metavar="X.cif", help="atomic model, PDB or mmCIF (level A)")
@@ -55,7 +57,7 @@ def run(args) -> int:
     if args.resolution is None:
         raise InputError(args.map, "the reported resolution is required (--resolution, Å)")
     if bool(args.micrographs) != bool(args.coords):
-        raise InputError(args.coords or (args.micrographs or [None])[0],
+        raise InputError((args.coords or [None])[0] or (args.micrographs or [None])[0],
                          "level 5 needs both --micrographs and --coords")
     inp = load_inputs(args.map, args.threshold, args.resolution, half1=args.half1, half2=args.half2,
                       classes=args.classes, particles=args.particles, micrographs=args.micrographs,

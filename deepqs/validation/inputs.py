@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
@@ -28,7 +28,7 @@ class ValidationInputs:
     ``classes``: float32 ``[n, y, x]`` class averages with ``classes_pixel_size`` Å;
     ``particles``: float32 ``[n, y, x]`` images, ``particle_classes`` their class index
     (0-based, into ``classes``) and ``particles_pixel_size``; ``micrographs``: list of paths and
-    ``coords`` a coordinate file (``box_px``: box size in micrograph pixels, default from the map);
+    ``coords`` coordinate files (a path or a list; ``box_px``: box size in micrograph pixels, default from the map);
     ``files``: input role -> path (for the checksum table).
     """
 
@@ -43,7 +43,7 @@ class ValidationInputs:
     particle_classes: Optional[np.ndarray] = None
     particles_pixel_size: Optional[float] = None
     micrographs: List[str] = field(default_factory=list)
-    coords: Optional[str] = None
+    coords: Optional[Union[str, List[str]]] = None
     box_px: Optional[int] = None
     atoms: Optional[Atoms] = None
     files: Dict[str, str] = field(default_factory=dict)
@@ -158,7 +158,7 @@ def read_particles_star(path: str, n_classes: int):
 def load_inputs(map_path: str, threshold: Optional[float], resolution: Optional[float],
                 half1: Optional[str] = None, half2: Optional[str] = None, classes: Optional[str] = None,
                 particles: Optional[str] = None, micrographs: Optional[List[str]] = None,
-                coords: Optional[str] = None, model: Optional[str] = None,
+                coords: Optional[Union[str, List[str]]] = None, model: Optional[str] = None,
                 voxel_size=None, box_px: Optional[int] = None) -> ValidationInputs:
     """Read every input file and build :class:`ValidationInputs` (InputError on bad input)."""
     from deepqs.io import atoms_from_structure, read_map, read_model, read_stack
@@ -187,7 +187,9 @@ def load_inputs(map_path: str, threshold: Optional[float], resolution: Optional[
     for i, p in enumerate(mics):
         files[f"micrograph_{i + 1}"] = p
     if coords is not None:
-        files["coords"] = coords
+        coords = [coords] if isinstance(coords, (str, os.PathLike)) else list(coords)
+        for i, c in enumerate(coords):
+            files["coords" if len(coords) == 1 else f"coords_{i + 1}"] = os.fspath(c)
     atoms = None
     if model is not None:
         atoms = atoms_from_structure(read_model(model))

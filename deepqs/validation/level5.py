@@ -15,6 +15,8 @@ micrograph's header).  When :mod:`deepqs.pruning` or its shipped model is missin
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from deepqs.errors import InputError
@@ -54,7 +56,8 @@ def check_5a(inp: ValidationInputs) -> Check:
         _, ps = read_micrograph(inp.micrographs[0])
         box = int(round(model.box_to_diameter * diam / ps))
     notes = []
-    bs = read_micrograph_boxes(inp.micrographs, [inp.coords], int(box), out_size=model.box_size,
+    coords = [inp.coords] if isinstance(inp.coords, (str, os.PathLike)) else list(inp.coords)
+    bs = read_micrograph_boxes(inp.micrographs, coords, int(box), out_size=model.box_size,
                                warn=notes.append)
     if len(bs.boxes) == 0:
         c.status = C.NOT_APPLICABLE
