@@ -56,6 +56,15 @@ class DeepQsProtocol(EMProtocol):
                     lines += [line.strip() for line in fh if line.startswith("deepqs ") and ": error: " in line]
         return lines[-1] if lines else None
 
+    @staticmethod
+    def _defineGpuParams(form, useGpuHelp, default=True):
+        """Hidden USE_GPU / GPU_LIST, declared the Scipion way (``%(GPU)s`` reaches the engine as
+        ``--device cuda:N``; queue systems renumber the GPUs from 0)."""
+        form.addHidden(params.USE_GPU, params.BooleanParam, default=default, label="Use GPU",
+                       help=useGpuHelp + "  Without a visible GPU the CPU is used, with a warning in the log.")
+        form.addHidden(params.GPU_LIST, params.StringParam, default="0", label="GPU ID",
+                       help="GPU to use, relative to the visible devices (queue systems renumber them).")
+
     def _validateGpus(self):
         """Errors for a GPU list the engine cannot use: each engine job runs on one GPU.
 

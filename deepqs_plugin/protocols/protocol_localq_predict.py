@@ -33,10 +33,7 @@ class ProtDeepQsPredict(DeepQsProtocol):
 
     # --------------------------- DEFINE param functions ----------------------
     def _defineParams(self, form):
-        form.addHidden(params.USE_GPU, params.BooleanParam, default=True, label="Use GPU",
-                       help="Run the network on a GPU (CUDA). Without one the CPU is used, with a warning.")
-        form.addHidden(params.GPU_LIST, params.StringParam, default="0", label="GPU ID",
-                       help="GPU to use, relative to the visible devices (queue systems renumber them).")
+        self._defineGpuParams(form, "Run the network on a GPU (CUDA).")
         form.addSection(label="Input")
         form.addParam("inputVolume", params.PointerParam, pointerClass="Volume", important=True,
                       label="Map", help="The cryo-EM map (any voxel size; predicted at 1 Å/voxel and "

@@ -36,10 +36,7 @@ class ProtDeepQsTrain(DeepQsProtocol):
 
     # --------------------------- DEFINE param functions ----------------------
     def _defineParams(self, form):
-        form.addHidden(params.USE_GPU, params.BooleanParam, default=True, label="Use GPU",
-                       help="Train on a GPU (CUDA); without one the CPU is used, with a warning (slow).")
-        form.addHidden(params.GPU_LIST, params.StringParam, default="0", label="GPU ID",
-                       help="GPU to use, relative to the visible devices (queue systems renumber them).")
+        self._defineGpuParams(form, "Train on a GPU (CUDA); the CPU is slow for training.")
         form.addSection(label="Training data")
         form.addParam("dataSource", params.EnumParam, choices=["simulated maps", "my maps and models"],
                       default=DATA_SIMULATED, display=params.EnumParam.DISPLAY_HLIST, label="Train on",

@@ -25,13 +25,6 @@ def micStem(mic):
     return pwutils.removeBaseExt(mic.getFileName())
 
 
-def _defineGpuParams(form, what):
-    form.addHidden(params.USE_GPU, params.BooleanParam, default=True, label="Use GPU",
-                   help="%s on a GPU (CUDA); without one the CPU is used, with a warning in the log." % what)
-    form.addHidden(params.GPU_LIST, params.StringParam, default="0", label="GPU ID",
-                   help="GPU to use, relative to the visible devices (queue systems renumber them).")
-
-
 def _defineDiameterParam(form):
     form.addParam("particleDiameter", params.FloatParam, important=True,
                   label="Particle diameter (Å)",
@@ -60,7 +53,7 @@ class ProtDeepEMTrain(ProtParticlePicking, DeepQsProtocol):
         self.micrographsUsed = Integer()
 
     def _defineParams(self, form):
-        _defineGpuParams(form, "Train")
+        DeepQsProtocol._defineGpuParams(form, "Train on a GPU (CUDA).")
         ProtParticlePicking._defineParams(self, form)
         form.addParam("inputCoordinates", params.PointerParam, pointerClass="SetOfCoordinates", important=True,
                       label="Picked particles",
@@ -229,7 +222,7 @@ class ProtDeepEMPick(ProtParticlePickingAuto, DeepQsProtocol):
     stepsExecutionMode = STEPS_PARALLEL
 
     def _defineParams(self, form):
-        _defineGpuParams(form, "Pick")
+        DeepQsProtocol._defineGpuParams(form, "Pick on a GPU (CUDA).")
         ProtParticlePickingAuto._defineParams(self, form)
         _defineDiameterParam(form)
         form.addParam("modelSource", params.EnumParam, choices=["shipped general model", "trained picker", "file"],

@@ -35,11 +35,8 @@ class ProtPickerOptimizer(ProtParticles, DeepQsProtocol):
         self.usedThreshold = Float()
 
     def _defineParams(self, form):
-        form.addHidden(params.USE_GPU, params.BooleanParam, default=True, label="Use GPU",
-                       help="Score the boxes on a GPU (CUDA); without one the CPU is used, with a warning.  "
-                            "Fine-tuning runs on the CPU (a few labelled boxes).")
-        form.addHidden(params.GPU_LIST, params.StringParam, default="0", label="GPU ID",
-                       help="GPU to use, relative to the visible devices (queue systems renumber them).")
+        self._defineGpuParams(form, "Score the boxes on a GPU (CUDA); fine-tuning runs on the CPU (a few "
+                                    "labelled boxes).")
         form.addSection(label="Input")
         form.addParam("inputSet", params.PointerParam, pointerClass="SetOfCoordinates, SetOfParticles", important=True,
                       label="Picks or particles",

@@ -42,12 +42,8 @@ class ProtDeepQsQScore(DeepQsProtocol):
 
     # --------------------------- DEFINE param functions ----------------------
     def _defineParams(self, form):
-        form.addHidden(params.USE_GPU, params.BooleanParam, default=False, label="Use GPU",
-                       help="Score on a GPU with torch (same algorithm and numbers to 1e-12).  The CPU path "
-                            "is the reference and fast enough for most models; without a visible GPU the "
-                            "CPU is used, with a warning.")
-        form.addHidden(params.GPU_LIST, params.StringParam, default="0", label="GPU ID",
-                       help="GPU to use, relative to the visible devices (queue systems renumber them).")
+        self._defineGpuParams(form, "Score on a GPU with torch (same algorithm and numbers to 1e-12).  The "
+                                    "CPU path is the reference and fast enough for most models.", default=False)
         form.addSection(label="Input")
         form.addParam("inputVolume", params.PointerParam, pointerClass="Volume", important=True,
                       label="Map", help="The cryo-EM map (its sampling rate in Å/voxel comes from Scipion).")

@@ -35,11 +35,7 @@ class ProtDeepQsValidate(DeepQsProtocol):
 
     # --------------------------- DEFINE param functions ----------------------
     def _defineParams(self, form):
-        form.addHidden(params.USE_GPU, params.BooleanParam, default=True, label="Use GPU",
-                       help="Run the DeepQs network of checks 0.e and A.c on a GPU; without one the CPU is used, "
-                            "with a warning.")
-        form.addHidden(params.GPU_LIST, params.StringParam, default="0", label="GPU ID",
-                       help="GPU to use, relative to the visible devices (queue systems renumber them).")
+        self._defineGpuParams(form, "Run the DeepQs network of checks 0.e and A.c on a GPU.")
         form.addSection(label="Input")
         form.addParam("inputVolume", params.PointerParam, pointerClass="Volume", important=True,
                       label="Map (level 0)", help="The map to validate; its half maps (if it has them) give level 1.")
