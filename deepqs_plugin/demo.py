@@ -114,7 +114,7 @@ def main(argv=None) -> int:
     print("  DeepEM picks: %s (precision-recall curve: %s)"
           % (in_project(pick._coordsDir()), in_project(pick.prCurveFile())))
     print("  pruned picks: kept %d, discarded %d (scores: %s)" % (
-        prune.nKept.get(), prune.nRejected.get(), in_project(prune._getExtraPath("pruned", "scores.csv"))))
+        prune.nKept.get(), prune.nRejected.get(), in_project(prune.scoredBatches()[0][1])))
     print("  open it in the GUI with: scipion3 project %s" % name)
     return 0
 

@@ -9,7 +9,8 @@ import pyworkflow.protocol.params as params
 import pyworkflow.utils as pwutils
 from pwem.objects import SetOfCoordinates, SetOfParticles
 from pwem.protocols import ProtParticles
-from pyworkflow.object import Float, Integer
+from pyworkflow.object import Float, Integer, Set
+from pyworkflow.protocol.constants import STATUS_NEW
 
 from deepqs_plugin import __version__
 from deepqs_plugin.protocols.protocol_base import DeepQsProtocol
@@ -33,6 +34,7 @@ class ProtPickerOptimizer(ProtParticles, DeepQsProtocol):
         self.nKept = Integer()
         self.nRejected = Integer()
         self.usedThreshold = Float()
+        self.nDropped = Integer(0)
 
     def _defineParams(self, form):
         self._defineGpuParams(form, "Score the boxes on a GPU (CUDA); fine-tuning runs on the CPU (a few "
@@ -65,12 +67,26 @@ class ProtPickerOptimizer(ProtParticles, DeepQsProtocol):
         form.addParallelSection(threads=1, mpi=0)
 
     # --------------------------- STEPS ---------------------------------------
+    # Items are pruned in batches: every batch is a folder extra/batches/bNNNN holding the engine's
+    # inputs, ids.json (written last: the batch exists once it is there) and the engine's outputs.
+    # A closed input makes one batch at once; an input still being produced (streaming) makes a
+    # batch of whatever is new at every check.  Outputs grow after each batch and close with the
+    # input.  On "continue", finished batches are not run again (same steps, same arguments).
+
     def _insertAllSteps(self):
-        self._insertFunctionStep(self.convertInputStep, needsGPU=False)
+        self._prereq = []
         if self._fineTune():
-            self._insertFunctionStep(self.trainStep, needsGPU=False)
-        self._insertFunctionStep(self.pruneStep)
-        self._insertFunctionStep(self.createOutputStep, needsGPU=False)
+            self._insertFunctionStep(self.convertExamplesStep, needsGPU=False)
+            self._prereq = [self._insertFunctionStep(self.trainStep, needsGPU=False)]
+        self._insertFunctionStep(self.closeOutputStep, prerequisites=[], wait=True, needsGPU=False)
+        self._batchSteps = []
+        for batch in self._knownBatches():            # a previous run's batches, in their order
+            self._batchSteps.append(self._insertFunctionStep(self.pruneBatchStep, batch, prerequisites=self._prereq))
+        self._checkNewInput(store=False)             # what is there now (everything, if the input is closed)
+
+    def _stepsCheck(self):
+        self._checkNewInput()
+        self._checkNewOutput()
 
     def _fineTune(self):
         return self.goodSubset.get() is not None and self.badSubset.get() is not None
@@ -84,27 +100,63 @@ class ProtPickerOptimizer(ProtParticles, DeepQsProtocol):
     def _folder(self, *name):
         return self._getExtraPath(*name)
 
-    def _writeCoordFiles(self, coordSet, folder):
+    def _batchFolder(self, batch, *name):
+        return self._getExtraPath("batches", batch, *name)
+
+    def _knownBatches(self):
+        """Names of the batches written so far (those with their ids.json), in order."""
+        folder = self._getExtraPath("batches")
+        if not os.path.isdir(folder):
+            return []
+        return sorted(b for b in os.listdir(folder) if os.path.exists(self._batchFolder(b, "ids.json")))
+
+    def _batchIds(self, batch):
+        """The item ids of a batch: {micrograph stem: [ids in file order]} or [ids in star order]."""
+        with open(self._batchFolder(batch, "ids.json")) as fh:
+            return json.load(fh)
+
+    @staticmethod
+    def _flatIds(ids):
+        return [i for v in ids.values() for i in v] if isinstance(ids, dict) else list(ids)
+
+    def _openInput(self):
+        """The input set read afresh from its file (it may be growing)."""
+        s = self.inputSet.get()
+        fresh = type(s)(filename=s.getFileName())
+        fresh.loadAllProperties()
+        return fresh
+
+    @staticmethod
+    def _micrographFiles(coordSet):
+        """{micrograph id: absolute file} of a coordinates set's micrographs, read afresh (the set
+        must be one loaded with the project, whose micrographs pointer resolves)."""
+        mics = coordSet.getMicrographs()
+        fresh = type(mics)(filename=mics.getFileName())
+        out = {m.getObjId(): os.path.abspath(m.getFileName()) for m in fresh.iterItems()}
+        fresh.close()
+        return out
+
+    def _writeCoordFiles(self, coords, micFiles, folder):
         """One CSV (x,y) per micrograph, named by its stem; returns {stem: [coordinate ids in file order]}."""
         pwutils.makePath(folder)
-        rows, ids = {}, {}
-        micFiles = {m.getObjId(): os.path.abspath(m.getFileName()) for m in coordSet.getMicrographs()}
-        for c in coordSet.iterCoordinates():
+        rows, ids, used = {}, {}, set()
+        for c in coords:
             stem = pwutils.removeBaseExt(micFiles[c.getMicId()])
             rows.setdefault(stem, []).append("%d,%d" % (c.getX(), c.getY()))
             ids.setdefault(stem, []).append(c.getObjId())
+            used.add(micFiles[c.getMicId()])
         for stem, lines in rows.items():
             with open(os.path.join(folder, stem + ".csv"), "w") as fh:
                 fh.write("x,y\n" + "\n".join(lines) + "\n")
         with open(os.path.join(folder, "micrographs.txt"), "w") as fh:
-            fh.write("\n".join(sorted(set(micFiles[k] for k in micFiles
-                                          if pwutils.removeBaseExt(micFiles[k]) in rows))) + "\n")
+            fh.write("\n".join(sorted(used)) + "\n")
         return ids
 
-    def _writeParticlesStar(self, partSet, path):
-        """RELION STAR (_rlnImageName index@stack) in set order; returns the particle ids in that order."""
+    @staticmethod
+    def _writeParticlesStar(particles, path):
+        """RELION STAR (_rlnImageName index@stack) in the given order; returns the particle ids."""
         ids, lines = [], ["data_particles", "loop_", "_rlnImageName #1"]
-        for p in partSet.iterItems():
+        for p in particles:
             index, fn = p.getLocation()
             lines.append("%d@%s" % (int(index or 1), os.path.abspath(fn.replace(":mrcs", "").replace(":mrc", ""))))
             ids.append(p.getObjId())
@@ -113,72 +165,127 @@ class ProtPickerOptimizer(ProtParticles, DeepQsProtocol):
             fh.write("\n".join(lines) + "\n")
         return ids
 
-    def _convert(self, s, name):
+    def _convert(self, s, folder):
+        """Write a whole (closed) set for the engine into ``folder``."""
         if self._isCoords(s):
-            return self._writeCoordFiles(s, self._folder(name))
-        return self._writeParticlesStar(s, self._folder(name, "particles.star"))
+            return self._writeCoordFiles(list(s.iterItems()), self._micrographFiles(s), folder)
+        return self._writeParticlesStar(s.iterItems(), os.path.join(folder, "particles.star"))
 
-    def _files(self, s, name):
-        """Engine arguments naming a converted set: coordinate files, or the particles .star."""
-        if self._isCoords(s):
-            folder = self._folder(name)
+    def _files(self, folder, coords):
+        """Engine arguments naming converted items: coordinate files, or the particles .star."""
+        if coords:
             return [shlex.quote(os.path.abspath(os.path.join(folder, f))) for f in sorted(os.listdir(folder))
                     if f.endswith(".csv")]
-        return [shlex.quote(os.path.abspath(self._folder(name, "particles.star")))]
+        return [shlex.quote(os.path.abspath(os.path.join(folder, "particles.star")))]
 
-    def _micArgs(self, s, name):
-        with open(self._folder(name, "micrographs.txt")) as fh:
-            mics = [line.strip() for line in fh if line.strip()]
-        return ["--micrographs"] + [shlex.quote(m) for m in mics]
+    @staticmethod
+    def _micrographs(folder):
+        with open(os.path.join(folder, "micrographs.txt")) as fh:
+            return [line.strip() for line in fh if line.strip()]
 
-    def convertInputStep(self):
-        ids = self._convert(self.inputSet.get(), "input")
-        with open(self._folder("input_ids.json"), "w") as fh:
-            json.dump(ids, fh)
+    # ---- input: new items become batches
+    def _queued(self):
+        """Ids of the input items already given to a batch (read from the batches once per process)."""
+        if getattr(self, "_queuedIds", None) is None:
+            self._queuedIds = set()
+            for batch in self._knownBatches():
+                self._queuedIds.update(self._flatIds(self._batchIds(batch)))
+        return self._queuedIds
+
+    def _closeStep(self):
+        for step in self._steps:
+            if step.funcName.get() == "closeOutputStep":
+                return step
+        return None
+
+    def _checkNewInput(self, store=True):
+        closeStep = self._closeStep()
+        if closeStep is None or not closeStep.isWaiting():
+            return                                            # input already closed and all queued
+        inSet = self._openInput()
+        closed = inSet.isStreamClosed()                       # read first: then no item can be missed
+        queued = self._queued()
+        last = max(queued) if queued else 0
+        new = [item.clone() for item in inSet.iterItems(where="id > %d" % last) if item.getObjId() not in queued]
+        held = []
+        if new:
+            batch = "b%04d" % (len(self._knownBatches()) + 1)
+            folder = self._batchFolder(batch)
+            pwutils.cleanPath(folder)
+            if self._isCoords(inSet):
+                micFiles = self._micrographFiles(self.inputSet.get())
+                held = [c for c in new if c.getMicId() not in micFiles]   # micrograph not listed yet
+                new = [c for c in new if c.getMicId() in micFiles]
+                ids = self._writeCoordFiles(new, micFiles, folder) if new else None
+            else:
+                ids = self._writeParticlesStar(new, os.path.join(folder, "particles.star"))
+            if new:
+                tmp = self._batchFolder(batch, "ids.json.tmp")
+                with open(tmp, "w") as fh:
+                    json.dump(ids, fh)
+                os.replace(tmp, self._batchFolder(batch, "ids.json"))
+                self._queuedIds.update(c.getObjId() for c in new)
+                self._batchSteps.append(self._insertFunctionStep(self.pruneBatchStep, batch,
+                                                                 prerequisites=self._prereq))
+                self.info("Batch %s: %d new items" % (batch, len(new)))
+        inSet.close()
+        if closed and held:
+            self.nDropped.set(len(held))
+            self.warning("%d coordinates belong to micrographs that are not in their micrographs set; "
+                         "they are left out of both outputs." % len(held))
+            held = []
+        if closed and not held:
+            closeStep.addPrerequisites(*self._batchSteps)    # close after every batch
+            closeStep.setStatus(STATUS_NEW)
+        if store:
+            self.updateSteps()
+
+    def convertExamplesStep(self):
         for name in ("goodSubset", "badSubset", "carbonSubset"):
             s = getattr(self, name).get()
             if s is not None:
-                self._convert(s, name)
+                self._convert(s, self._folder(name))
 
     def trainStep(self):
         args = ["prune", "train"]
+        mics = set()
+        coords = self._isCoords(self.goodSubset.get())
         for flag, name in (("--good", "goodSubset"), ("--bad", "badSubset"), ("--carbon", "carbonSubset")):
-            s = getattr(self, name).get()
-            if s is not None:
-                args += [flag] + self._files(s, name)
-        good = self.goodSubset.get()
-        if self._isCoords(good):
-            mics = set()
-            for name in ("goodSubset", "badSubset", "carbonSubset"):
-                if getattr(self, name).get() is not None:
-                    mics.update(self._micArgs(getattr(self, name).get(), name)[1:])
-            args += ["--micrographs"] + sorted(mics) + ["--box", str(self._box())]
+            if getattr(self, name).get() is not None:
+                args += [flag] + self._files(self._folder(name), coords)
+                if coords:
+                    mics.update(self._micrographs(self._folder(name)))
+        if coords:
+            args += ["--micrographs"] + [shlex.quote(m) for m in sorted(mics)] + ["--box", str(self._box())]
         args += ["--out", shlex.quote(self._folder("classifier.pt")), "--epochs", str(self.epochs.get()),
                  "--threads", str(max(1, self.numberOfThreads.get())),
                  "--json", shlex.quote(self._folder("train_summary.json"))]
         self.runEngine(args, expected=[self._folder("classifier.pt")])
 
-    def pruneStep(self):
-        s = self.inputSet.get()
+    def pruneBatchStep(self, batch):
+        folder = self._batchFolder(batch)
+        coords = self._isCoords()
         args = ["prune", "run"]
-        if self._isCoords(s):
-            args += self._micArgs(s, "input") + ["--coords"] + self._files(s, "input") + ["--box", str(self._box())]
+        if coords:
+            args += ["--micrographs"] + [shlex.quote(m) for m in self._micrographs(folder)]
+            args += ["--coords"] + self._files(folder, True) + ["--box", str(self._box())]
         else:
-            args += ["--particles"] + self._files(s, "input")
+            args += ["--particles"] + self._files(folder, False)
         if self._fineTune():
             args += ["--model", shlex.quote(self._folder("classifier.pt"))]
+        summary = self._batchFolder(batch, "prune_summary.json")
         args += ["--threshold", "balanced" if self.autoThreshold.get() else "%g" % self.threshold.get(),
-                 "--out-dir", shlex.quote(self._folder("pruned")), "--threads", str(max(1, self.numberOfThreads.get())),
-                 "--json", shlex.quote(self._folder("prune_summary.json")),
+                 "--out-dir", shlex.quote(self._batchFolder(batch, "pruned")),
+                 "--threads", str(max(1, self.numberOfThreads.get())), "--json", shlex.quote(summary),
                  "--device", "cuda:%(GPU)s" if self.usesGpu() else "cpu"]
-        self.runEngine(args, expected=[self._folder("pruned", "scores.csv"), self._folder("prune_summary.json")])
+        self.runEngine(args, expected=[self._batchFolder(batch, "pruned", "scores.csv"), summary])
 
-    def _scores(self):
-        """{item id: (kept, {attribute: probability})} from the engine's scores.csv."""
-        with open(self._folder("input_ids.json")) as fh:
-            ids = json.load(fh)
+    # ---- output: finished batches are appended
+    def _batchScores(self, batch):
+        """{item id: (kept, {attribute: probability})} of one finished batch."""
+        ids = self._batchIds(batch)
         out = {}
-        with open(self._folder("pruned", "scores.csv"), newline="") as fh:
+        with open(self._batchFolder(batch, "pruned", "scores.csv"), newline="") as fh:
             for row in csv.DictReader(fh):
                 index = int(row["index"])
                 if isinstance(ids, dict):       # coordinates: per micrograph file, in file order
@@ -188,52 +295,117 @@ class ProtPickerOptimizer(ProtParticles, DeepQsProtocol):
                 out[item] = (row["kept"] == "1", {attr: float(row[col]) for col, attr in SCORE_ATTRS.items()})
         return out
 
-    def createOutputStep(self):
-        scores = self._scores()
+    def _finishedBatches(self):
+        return [b for b in self._knownBatches() if os.path.exists(self._batchFolder(b, "prune_summary.json"))]
+
+    def _outputNames(self):
+        return (("outputCoordinates", "outputCoordinates_discarded") if self._isCoords()
+                else ("outputParticles", "outputParticles_discarded"))
+
+    def _openOutput(self, name, suffix):
+        """An output set to append to: the existing one (reopened) or a new one."""
+        existing = getattr(self, name, None)
+        if existing is not None:
+            out = type(existing)(filename=existing.getFileName())
+            out.loadAllProperties()
+            out.enableAppend()
+            return out
         s = self.inputSet.get()
-        summary = self.loadSummary()
-        if self._isCoords(s):
-            kept = self._createSetOfCoordinates(s.getMicrographs(), suffix="kept")
-            rejected = self._createSetOfCoordinates(s.getMicrographs(), suffix="discarded")
-            for out in (kept, rejected):
-                out.setBoxSize(s.getBoxSize())
-            items = s.iterItems()   # keeps each coordinate's micId (iterCoordinates re-associates one reused micrograph)
-            names = ("outputCoordinates", "outputCoordinates_discarded")
+        if self._isCoords():
+            out = self._createSetOfCoordinates(s.getMicrographs(), suffix=suffix)
+            out.setBoxSize(s.getBoxSize())
         else:
-            kept = self._createSetOfParticles(suffix="kept")
-            rejected = self._createSetOfParticles(suffix="discarded")
-            for out in (kept, rejected):
-                out.copyInfo(s)
-            items = s.iterItems()
-            names = ("outputParticles", "outputParticles_discarded")
-        for item in items:
-            keep, probs = scores[item.getObjId()]
-            for attr, value in probs.items():
-                setattr(item, attr, Float(value))
-            (kept if keep else rejected).append(item)
-        self.nKept.set(kept.getSize())
-        self.nRejected.set(rejected.getSize())
-        self.usedThreshold.set(summary.get("threshold"))
-        self._store()
-        outputs = {names[0]: kept}
-        if rejected.getSize():
-            outputs[names[1]] = rejected
-        self._defineOutputs(**outputs)
-        for out in outputs.values():
-            self._defineSourceRelation(self.inputSet, out)
+            out = self._createSetOfParticles(suffix=suffix)
+            out.copyInfo(s)
+        out.setStreamState(out.STREAM_OPEN)
+        return out
+
+    def _appended(self):
+        """Ids already in the outputs (read from them once per process: safe on continue)."""
+        if getattr(self, "_appendedIds", None) is None:
+            self._appendedIds = set()
+            for name in self._outputNames():
+                existing = getattr(self, name, None)
+                if existing is not None:
+                    self._appendedIds.update(existing.getIdSet())
+        return self._appendedIds
+
+    def _checkNewOutput(self, close=False):
+        appended = self._appended()
+        todo = {}
+        for batch in self._finishedBatches():
+            ids = self._flatIds(self._batchIds(batch))
+            if any(i not in appended for i in ids):
+                todo.update({i: v for i, v in self._batchScores(batch).items() if i not in appended})
+        if not todo and not close:
+            return
+        names = self._outputNames()
+        outs = {}
+        if todo:
+            inSet = self._openInput()
+            for item in inSet.iterItems(where="id >= %d AND id <= %d" % (min(todo), max(todo))):
+                if item.getObjId() not in todo:
+                    continue
+                keep, probs = todo[item.getObjId()]
+                for attr, value in probs.items():
+                    setattr(item, attr, Float(value))
+                name, suffix = (names[0], "kept") if keep else (names[1], "discarded")
+                if name not in outs:
+                    outs[name] = self._openOutput(name, suffix)
+                outs[name].append(item)
+                appended.add(item.getObjId())
+            inSet.close()
+        state = Set.STREAM_CLOSED if close else Set.STREAM_OPEN
+        for name, suffix in ((names[0], "kept"), (names[1], "discarded")):
+            exists = getattr(self, name, None) is not None
+            out = outs.get(name)
+            if out is None:
+                if not (close and (exists or name == names[0])):
+                    continue            # nothing new; the kept set is made at the latest on close
+                out = self._openOutput(name, suffix)
+            self._updateOutputSet(name, out, state)
+            if not exists:
+                self._defineSourceRelation(self.inputSet, out)
+        self._storeCounts()
+
+    def _storeCounts(self):
+        names = self._outputNames()
+        sizes = [getattr(self, n).getSize() if getattr(self, n, None) is not None else 0 for n in names]
+        self.nKept.set(sizes[0])
+        self.nRejected.set(sizes[1])
+        summary = self.loadSummary()
+        if summary.get("threshold") is not None:
+            self.usedThreshold.set(summary["threshold"])
+        self._store(self.nKept, self.nRejected, self.usedThreshold, self.nDropped)
+
+    def closeOutputStep(self):
+        self._checkNewOutput(close=True)
 
     def loadSummary(self):
-        path = self._folder("prune_summary.json")
-        if not os.path.exists(path):
-            return {}
-        with open(path) as fh:
-            return json.load(fh)
+        """The engine's summaries of every finished batch, added up (threshold: the first batch's)."""
+        total = {}
+        for batch in self._finishedBatches():
+            with open(self._batchFolder(batch, "prune_summary.json")) as fh:
+                s = json.load(fh)
+            if not total:
+                total = dict(s)
+                total["batches"] = 1
+                continue
+            total["batches"] += 1
+            for key, value in s.items():
+                if key.startswith("n_") and isinstance(value, (int, float)):
+                    total[key] = total.get(key, 0) + value
+        return total
+
+    def scoredBatches(self):
+        """[(folder of the engine inputs, scores.csv)] of every finished batch, in order (viewers)."""
+        return [(self._batchFolder(b), self._batchFolder(b, "pruned", "scores.csv")) for b in self._finishedBatches()]
 
     # --------------------------- INFO ----------------------------------------
     def _validate(self):
         errors = self._validateGpus()
         s = self.inputSet.get()
-        if s is not None and s.getSize() == 0:
+        if s is not None and s.getSize() == 0 and s.isStreamClosed():
             errors.append("The input set is empty.")
         if s is not None and self._isCoords(s) and not self._box():
             errors.append("Give the box size (pixels): the coordinates set has none.")
@@ -252,7 +424,9 @@ class ProtPickerOptimizer(ProtParticles, DeepQsProtocol):
         total = self.nKept.get() + self.nRejected.get()
         return ["Kept %d of %d items (%.1f %%), discarded %d; threshold on p(particle) %.3f"
                 % (self.nKept.get(), total, 100.0 * self.nKept.get() / max(total, 1), self.nRejected.get(),
-                   self.usedThreshold.get())]
+                   self.usedThreshold.get())] + (
+            ["WARNING: %d coordinates whose micrograph is missing were left out" % self.nDropped.get()]
+            if self.nDropped.get() else [])
 
     def _methods(self):
         if not self.nKept.hasValue():

@@ -1,6 +1,7 @@
 """Streaming: micrographs appear in a folder over time, a streaming import feeds a scheduled
-DeepEM picking protocol; every micrograph is picked exactly once and the output closes when the
-input stream closes."""
+DeepEM picking protocol, whose growing coordinates feed a scheduled PickerOptimizer; every
+micrograph is picked exactly once, every pick is pruned exactly once, and the outputs close when
+the input stream closes."""
 
 import json
 import os
@@ -26,9 +27,11 @@ def fast_file_checks(monkeypatch):
     # the import polls its folder every SCIPION_EM_NEW_FILE_CHECK_SEC (10 s by default)
     monkeypatch.setenv("SCIPION_EM_NEW_FILE_CHECK_SEC", "1")
     monkeypatch.setattr(pw.Config, "SCIPION_EM_NEW_FILE_CHECK_SEC", 1, raising=False)
+    # streaming protocols look for new input every SCIPION_STEPS_CHECK_SEC (5 s by default)
+    monkeypatch.setenv("SCIPION_STEPS_CHECK_SEC", "1")
 
 
-def test_micrographs_arriving_over_time_are_each_picked_once(project, tmp_path, fast_file_checks):
+def test_micrographs_arriving_over_time_are_each_picked_and_pruned_once(project, tmp_path, fast_file_checks):
     data = write_simulated_micrographs(str(tmp_path / "sim"), build_protein_model(n_residues=60, seed=8), n=3,
                                        size=(512, 512), pixel_size=2.0, particles=12, seed=8)
     incoming = tmp_path / "incoming"
@@ -43,6 +46,11 @@ def test_micrographs_arriving_over_time_are_each_picked_once(project, tmp_path, 
     pick.inputMicrographs.set(imp)
     pick.inputMicrographs.setExtended("outputMicrographs")
     project.scheduleProtocol(pick)
+    prune = project.newProtocol(Domain.getProtocols()["ProtPickerOptimizer"])
+    prune.inputSet.set(pick)
+    prune.inputSet.setExtended("outputCoordinates")
+    project.scheduleProtocol(prune)
+    prune_open_while_picking = False
 
     # the other micrographs arrive while both protocols run
     deadline = time.time() + 120
@@ -50,12 +58,15 @@ def test_micrographs_arriving_over_time_are_each_picked_once(project, tmp_path, 
         time.sleep(6)
         shutil.copy(mic, incoming)
     while time.time() < deadline:
-        imp, pick = _refresh(project, imp), _refresh(project, pick)
-        if not imp.isActive() and not pick.isActive():
+        imp, pick, prune = _refresh(project, imp), _refresh(project, pick), _refresh(project, prune)
+        if pick.isActive() and getattr(prune, "outputCoordinates", None) is not None:
+            prune_open_while_picking = True      # pruned picks came out before the picking ended
+        if not imp.isActive() and not pick.isActive() and not prune.isActive():
             break
-        time.sleep(2)
+        time.sleep(1)
     assert imp.isFinished(), imp.getErrorMessage()
     assert pick.isFinished(), pick.getErrorMessage()
+    assert prune.isFinished(), prune.getErrorMessage()
 
     coords = pick.outputCoordinates
     assert coords.isStreamClosed()
@@ -71,3 +82,15 @@ def test_micrographs_arriving_over_time_are_each_picked_once(project, tmp_path, 
     assert sum(s["micrographs"] for s in picked) == 3
     per_mic = {m.getObjId(): len(list(coords.iterCoordinates(m))) for m in mics}
     assert sum(per_mic.values()) == coords.getSize() == sum(s["picked"] for s in picked)
+
+    # every pick pruned exactly once, in batches made as the picks arrived; both outputs closed
+    kept, discarded = prune.outputCoordinates, getattr(prune, "outputCoordinates_discarded", None)
+    outs = [o for o in (kept, discarded) if o is not None]
+    assert all(o.isStreamClosed() for o in outs)
+    pruned_ids = [c.getObjId() for o in outs for c in o.iterItems()]
+    assert sorted(pruned_ids) == sorted(c.getObjId() for c in coords.iterItems())
+    batches = prune._knownBatches()
+    in_batches = [i for b in batches for i in prune._flatIds(prune._batchIds(b))]
+    assert sorted(in_batches) == sorted(pruned_ids)                  # no pick in two batches
+    assert len(batches) >= 2 and prune_open_while_picking, batches
+    assert prune.nKept.get() + prune.nRejected.get() == coords.getSize()

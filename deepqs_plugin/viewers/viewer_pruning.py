@@ -40,20 +40,25 @@ class DeepQsPruningViewer(ProtocolViewer):
                 "displayConfusion": self._showConfusion}
 
     def _rows(self):
-        with open(self.protocol._getExtraPath("pruned", "scores.csv"), newline="") as fh:
-            return list(csv.DictReader(fh))
+        """The engine's scores.csv rows of every batch, in order."""
+        rows = []
+        for _, scores in self.protocol.scoredBatches():
+            with open(scores, newline="") as fh:
+                rows += list(csv.DictReader(fh))
+        return rows
 
     def _boxes(self):
-        """The boxes the engine scored, in the order of scores.csv."""
+        """The boxes the engine scored, in the order of :meth:`_rows`."""
         from deepqs.pruning.boxes import read_micrograph_boxes, read_particle_boxes
         prot = self.protocol
-        if prot._isCoords():
-            folder = prot._getExtraPath("input")
-            with open(os.path.join(folder, "micrographs.txt")) as fh:
-                mics = [line.strip() for line in fh if line.strip()]
-            coords = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".csv"))
-            return read_micrograph_boxes(mics, coords, prot._box()).boxes
-        return read_particle_boxes(prot._getExtraPath("input", "particles.star")).boxes
+        out = []
+        for folder, _ in prot.scoredBatches():
+            if prot._isCoords():
+                coords = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".csv"))
+                out.append(read_micrograph_boxes(prot._micrographs(folder), coords, prot._box()).boxes)
+            else:
+                out.append(read_particle_boxes(os.path.join(folder, "particles.star")).boxes)
+        return np.concatenate(out) if out else np.zeros((0, 64, 64), np.float32)
 
     def galleryPlotter(self, kept=True, n=32):
         rows = self._rows()
