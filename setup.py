@@ -4,6 +4,7 @@ import os
 import re
 
 from setuptools import find_packages, setup
+from setuptools.command.egg_info import egg_info
 
 HERE = os.path.abspath(os.path.dirname(__file__))
 
@@ -16,8 +17,29 @@ def read_version() -> str:
 with open(os.path.join(HERE, "README.rst"), encoding="utf-8") as fh:
     LONG_DESCRIPTION = fh.read()
 
+
+
+class egg_info_plugin_first(egg_info):
+    """Write top_level.txt with the Scipion plugin package first.
+
+    ``scipion installp -p <path> --devel`` takes the first line of top_level.txt as the plugin's
+    package; this distribution also holds the engine (``deepqs``), which sorts before it.
+    """
+
+    def run(self):
+        super().run()
+        path = os.path.join(self.egg_info, "top_level.txt")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as fh:
+                names = fh.read().split()
+            names = ["deepqs_plugin"] + [n for n in names if n != "deepqs_plugin"]
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write("\n".join(names) + "\n")
+
+
 setup(
     name="scipion-em-deepqs",
+    cmdclass={"egg_info": egg_info_plugin_first},
     version=read_version(),
     description="Deep-learning quality control for cryo-EM (DeepEM picking, PickerOptimizer pruning, "
     "Q-score, DeepQs local quality, validation levels) as a Scipion plugin and a command-line engine",
@@ -43,7 +65,7 @@ setup(
         "torch>=2.0",
     ],
     extras_require={
-        "scipion": ["scipion-pyworkflow>=3.0", "scipion-em>=3.0"],
+        "scipion": ["scipion-pyworkflow>=3.0", "scipion-em>=3.0", "scipion-app>=3.0"],
         "test": ["pytest>=7", "build"],
     },
     entry_points={
