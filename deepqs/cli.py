@@ -17,7 +17,7 @@ from deepqs import __version__
 from deepqs.errors import InputError
 
 #: Sub-command modules, in the order ``deepqs --help`` lists them.
-COMMANDS = ("info", "simulate", "qscore", "localq", "pick", "prune", "validate", "demo")
+COMMANDS = ("info", "simulate", "qscore", "localq", "pick", "extract", "prune", "validate", "demo")
 
 EXIT_INPUT_ERROR = 2
 
