@@ -7,3 +7,4 @@ from .protocol_localq_train import ProtDeepQsTrain
 from .protocol_picking import ProtDeepEMPick, ProtDeepEMTrain, ProtDeepQsImportCoordinates
 from .protocol_validate import ProtDeepQsValidate
 from .protocol_pruning import ProtPickerOptimizer
+from .protocol_extract import ProtDeepQsExtractParticles

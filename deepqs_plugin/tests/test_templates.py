@@ -63,3 +63,6 @@ def test_picking_template_runs(project, tmp_path):
     assert all(p.isFinished() for p in done), [(p.getRunName(), p.getErrorMessage()) for p in done]
     prune = next(p for p in done if p.getClassName() == "ProtPickerOptimizer")
     assert prune.nKept.get() + prune.nRejected.get() > 0
+    extract = next(p for p in done if p.getClassName() == "ProtDeepQsExtractParticles")
+    # the kept picks become particles (minus boxes running off the micrographs, counted)
+    assert extract.outputParticles.getSize() + extract.nSkipped.get() == prune.nKept.get() > 0
