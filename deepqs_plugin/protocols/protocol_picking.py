@@ -381,6 +381,19 @@ class ProtDeepEMPick(ProtParticlePickingAuto, DeepQsProtocol):
             errors.append("The picker file %s does not exist." % self.modelFile.get())
         return errors
 
+    def _warnings(self):
+        mics = self.getInputMicrographs()
+        if mics is None or not mics.getSamplingRate() or not self.particleDiameter.get():
+            return []
+        px = self.particleDiameter.get() / mics.getSamplingRate()
+        if px < 16:
+            return ["The particle is only %.0f pixels across: too small to pick reliably; check the diameter "
+                    "(Å) and the micrographs' pixel size." % px]
+        if px > 800:
+            return ["The particle is %.0f pixels across: check the diameter (Å) and the micrographs' pixel "
+                    "size (micrographs are downsampled so that a particle is about 24 pixels)." % px]
+        return []
+
     def _summary(self):
         coords = getattr(self, "outputCoordinates", None)
         if coords is None:
@@ -478,6 +491,11 @@ class ProtDeepQsImportCoordinates(ProtParticlePicking, DeepQsProtocol):
     def _validate(self):
         if not self._files():
             return ["No file matches %s in %s." % (self.filesPattern.get(), self.filesPath.get())]
+        return []
+
+    def _warnings(self):
+        if not self.boxSize.get() and not any(f.lower().endswith(".box") for f in self._files()):
+            return ["The files record no box size: the output gets 100 pixels; give the box size."]
         return []
 
     def _summary(self):

@@ -305,12 +305,14 @@ class ProtPickerOptimizer(ProtParticles, DeepQsProtocol):
     def _openOutput(self, name, suffix):
         """An output set to append to: the existing one (reopened) or a new one."""
         existing = getattr(self, name, None)
+        s = self.inputSet.get()
         if existing is not None:
             out = type(existing)(filename=existing.getFileName())
             out.loadAllProperties()
             out.enableAppend()
+            if self._isCoords():
+                out.setMicrographs(s.getMicrographs())   # a set read from its file has the pointer unresolved
             return out
-        s = self.inputSet.get()
         if self._isCoords():
             out = self._createSetOfCoordinates(s.getMicrographs(), suffix=suffix)
             out.setBoxSize(s.getBoxSize())
@@ -417,6 +419,15 @@ class ProtPickerOptimizer(ProtParticles, DeepQsProtocol):
                 errors.append("The examples must be of the same kind as the input (coordinates or particles).")
                 break
         return errors
+
+    def _warnings(self):
+        small = [label for name, label in (("goodSubset", "good"), ("badSubset", "ice/contamination"),
+                                           ("carbonSubset", "carbon"))
+                 if getattr(self, name).get() is not None and getattr(self, name).get().getSize() < 10]
+        if small:
+            return ["Fewer than 10 %s examples: fine-tuning on so few may make the classifier worse than the "
+                    "shipped one." % " and ".join(small)]
+        return []
 
     def _summary(self):
         if not self.nKept.hasValue():

@@ -25,7 +25,7 @@ def test_protocol_is_complete(project, name, cls):
     missing = [p for sec in prot._definition.iterSections() for p, param in sec.iterParams()
                if not isinstance(param, params.LabelParam) and not (param.help.get() or "").strip()]
     assert missing == [], f"{name}: parameters without help: {missing}"
-    for method in ("_summary", "_methods", "_citations", "_validate"):
+    for method in ("_summary", "_methods", "_citations", "_validate", "_warnings"):
         assert getattr(cls, method) is not getattr(EMProtocol, method), f"{name} does not define {method}"
     assert cls._possibleOutputs, name
     assert isinstance(prot.summary(), list) and prot.summary(), name   # says something before running

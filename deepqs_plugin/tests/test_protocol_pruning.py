@@ -61,6 +61,9 @@ def _check_split(prot, total, source=None):
                      for c in o.iterItems())
         assert out == sorted((c.getMicId(), c.getX(), c.getY()) for c in source.iterItems())
     n_disc = discarded.getSize() if discarded is not None else 0
+    for out in (kept, discarded):
+        if out is not None and source is not None:
+            assert out.getMicrographs().getSize() == source.getMicrographs().getSize() > 0
     assert kept.getSize() + n_disc == total                     # every pick in exactly one output
     threshold = prot.usedThreshold.get()
     for out, is_kept in ((kept, True), (discarded, False)):
