@@ -68,6 +68,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=DEFAULT_MODEL)
     ap.add_argument("--cache", default=None, metavar="DIR",
                     help="keep the generated simulated sets here (.npz) and reuse them when present")
+    ap.add_argument("--init", default=None, metavar="MODEL.pt",
+                    help="continue training from this model (e.g. the shipped one) instead of from scratch")
+    ap.add_argument("--lr", type=float, default=2e-3, help="learning rate (AdamW, cosine schedule)")
+    ap.add_argument("--max-mask-fraction", type=float, default=0.02,
+                    help="real bad boxes: largest share of the box covered by the annotated particle mask "
+                         "(deepqs.pruning.real.cryoppp_boxes); negative: no mask check (the old labelling)")
     ap.add_argument("--generate-only", action="store_true", help="build (and cache) the data sets, do not train")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -80,18 +86,24 @@ def main(argv=None) -> int:
         return 0
     real_train = real_val = None
     if not args.no_real:
-        real_train = cryoppp_boxes(splits=("train",), seed=args.seed)
-        real_val = cryoppp_boxes(splits=("valid",), seed=args.seed + 1)
+        mmf = None if args.max_mask_fraction < 0 else args.max_mask_fraction
+        real_train = cryoppp_boxes(splits=("train",), seed=args.seed, max_mask_fraction=mmf)
+        real_val = cryoppp_boxes(splits=("valid",), seed=args.seed + 1, max_mask_fraction=mmf)
     if real_train is not None:
         log(f"cryoppp_dev: train {len(real_train)} boxes {real_train.counts()}, valid {len(real_val)} {real_val.counts()}")
         train = concat([train] + [real_train] * max(1, args.real_repeat))
         val = concat([val, real_val])
     else:
         log("cryoppp_dev not found: simulated data only")
-    cfg = TrainConfig(epochs=args.epochs, batch_size=128, lr=2e-3, loss=LossWeights(1.0, 1.0, 0.2), patience=5,
+    cfg = TrainConfig(epochs=args.epochs, batch_size=128, lr=args.lr, loss=LossWeights(1.0, 1.0, 0.2, 2.0, 0.1), patience=5,
                       samples_per_epoch=args.samples_per_epoch,
                       seed=args.seed, threads=args.threads, max_seconds=args.max_minutes * 60)
-    res = train_classifier(train, cfg, log=log, val_data=val)
+    init = None
+    if args.init:
+        from deepqs.pruning.model import load_model
+        init = load_model(args.init)
+        log(f"continuing from {args.init}")
+    res = train_classifier(train, cfg, log=log, val_data=val, init=init)
     m = res.model
     m.box_to_diameter = 1.85
     m.info["training_data"] = {
@@ -106,6 +118,10 @@ def main(argv=None) -> int:
         "validation": {"simulated_micrographs": args.n_val, "seed": args.seed + 1,
                        "real": None if real_val is None else "cryoppp_dev valid split", "boxes": val.counts()},
     }
+    if args.init:
+        m.info["continued_from"] = {"path": os.path.basename(args.init),
+                                    "training_data": init.info.get("training_data"),
+                                    "command": init.info.get("command")}
     m.info["command"] = "python benchmarks/train_pruning_default.py " + " ".join(argv if argv is not None else sys.argv[1:])
     m.info["history"] = [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in h.items()} for h in res.history]
     save_model(args.out, m)

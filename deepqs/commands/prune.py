@@ -18,6 +18,11 @@ examples:
   deepqs prune train --good good.star --bad ice.star --carbon carbon.star --out mine.pt
   deepqs prune train --micrographs mics/*.mrc --box 180 --good ok/*.box --bad junk/*.box --out mine.pt
   deepqs prune run --model mine.pt --particles autopick.star --threshold 0.7 --out-dir pruned/
+  deepqs prune run --particles autopick.star --tta --threshold adaptive --out-dir pruned/
+
+thresholds: "balanced" (default) is stored with the model (best balanced accuracy on its validation
+data); "adaptive" is chosen on the input boxes themselves (estimated share of particles, best expected
+macro-F1: more particles kept when most picks are good); --tta averages over the 8 rotations/flips.
 """
 
 from __future__ import annotations
@@ -38,12 +43,12 @@ HELP = "prune false-positive particles (ice, contamination, carbon) with a CNN c
 
 
 def _threshold(text: str):
-    if text == "balanced":
-        return "balanced"
+    if text in ("balanced", "adaptive"):
+        return text
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] or 'balanced', got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], 'balanced' or 'adaptive', got {text!r}")
     if not 0.0 <= v <= 1.0:
         raise argparse.ArgumentTypeError(f"threshold must be in [0, 1], got {text!r}")
     return v
@@ -81,7 +86,9 @@ def add_parser(sub) -> None:
     t = ps.add_parser("train", help="fine-tune (or train) a pruning classifier on labelled boxes",
                       description="Fine-tune the shipped pretrained classifier (or --init MODEL.pt) on a few labelled "
                                   "boxes per class (10-100 are enough): first the head alone with the backbone frozen "
-                                  "(--freeze-epochs), then everything.  --good/--bad/--carbon take particle stacks "
+                                  "(--freeze-epochs), then everything at a low learning rate; when no epoch lowers the "
+                                  "validation loss below the pretrained model's, the pretrained model is kept.  "
+                                  "--good/--bad/--carbon take particle stacks "
                                   "(.mrcs/.mrc) or RELION particle .star files, or, with --micrographs and --box, "
                                   "coordinate files.  --bad is the ice/contamination class, --carbon the carbon/edge "
                                   "class (optional).",
@@ -102,11 +109,12 @@ def add_parser(sub) -> None:
     t.add_argument("--freeze-epochs", type=int, default=5, help="first epochs training the head only (fine-tuning)")
     t.add_argument("--patience", type=positive_int, default=8, help="early stopping patience (epochs)")
     t.add_argument("--val-fraction", type=_fraction, default=0.2, help="share of the boxes of each class held out")
-    t.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate of the head")
-    t.add_argument("--backbone-lr-factor", type=positive_float, default=0.3,
+    t.add_argument("--lr", type=positive_float, default=None,
+                   help="learning rate of the head (default 3e-4 when fine-tuning, 2e-3 from scratch)")
+    t.add_argument("--backbone-lr-factor", type=positive_float, default=0.1,
                    help="backbone learning rate = lr x this (after the frozen epochs)")
-    t.add_argument("--loss-weights", type=_weights, default=[1.0, 1.0, 0.2], metavar="CE,FOCAL,SUPCON",
-                   help="weights of cross-entropy, focal (gamma 2) and supervised-contrastive losses")
+    t.add_argument("--loss-weights", type=_weights, default=[1.0, 1.0, 1.0], metavar="CE,FOCAL,SUPCON",
+                   help="weights of cross-entropy, focal (gamma 2) and supervised-contrastive (tau 0.2) losses")
     t.add_argument("--samples-per-epoch", type=positive_int, default=1024,
                    help="class-balanced boxes drawn per epoch")
     t.add_argument("--seed", type=int, default=0, help="seed of the split, sampling and augmentation (deterministic)")
@@ -142,10 +150,14 @@ def add_parser(sub) -> None:
     r.add_argument("--pixel-size", type=positive_float, default=None, metavar="A",
                    help="pixel size in Å/pixel (overrides the headers when they are wrong)")
     r.add_argument("--out-dir", required=True, metavar="DIR")
-    r.add_argument("--threshold", type=_threshold, default="balanced", metavar="T|balanced",
+    r.add_argument("--threshold", type=_threshold, default="balanced", metavar="T|balanced|adaptive",
                    help="keep boxes with p_particle >= T; balanced: the threshold stored with the model (chosen on its "
-                        "validation data for the best balanced accuracy)")
+                        "validation data for the best balanced accuracy); adaptive: chosen on the input boxes "
+                        "(estimated share of particles, best expected macro-F1; better when most boxes are particles)")
     r.add_argument("--batch-size", type=positive_int, default=256, help="boxes per forward pass")
+    r.add_argument("--tta", action="store_true",
+                   help="test-time augmentation: average the probabilities over the 8 rotations/flips of each box "
+                        "(8x slower, slightly more accurate)")
     r.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto; a GPU that is not visible falls "
                                                    "back to the CPU with a warning")
     r.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch")
@@ -213,7 +225,8 @@ def run_train(args) -> int:
         if 0 < n < 10:
             _warn(f"only {n} {name} boxes: fine-tuning wants 10 or more per class")
     cw = args.loss_weights
-    cfg = TrainConfig(epochs=args.epochs, lr=args.lr, val_fraction=args.val_fraction, patience=args.patience,
+    lr = args.lr if args.lr is not None else (3e-4 if init is not None else 2e-3)
+    cfg = TrainConfig(epochs=args.epochs, lr=lr, val_fraction=args.val_fraction, patience=args.patience,
                       freeze_epochs=args.freeze_epochs if init is not None else 0,
                       backbone_lr_factor=args.backbone_lr_factor if init is not None else 1.0,
                       samples_per_epoch=args.samples_per_epoch, seed=args.seed, threads=args.threads,
@@ -349,7 +362,7 @@ def run_prune(args) -> int:
     if args.particles is not None and (args.coords is not None or args.box is not None):
         raise InputError(None, "--coords and --box go with --micrographs, not with --particles")
     model = load_model(args.model)
-    threshold = resolve_threshold(model, args.threshold)
+    threshold = resolve_threshold(model, args.threshold) if args.threshold != "adaptive" else None
     t0 = time.time()
     if args.particles is not None:
         bs = read_particle_boxes(args.particles, model.box_size, args.pixel_size)
@@ -358,9 +371,11 @@ def run_prune(args) -> int:
                                    args.pad, warn=_warn)
     t_read = time.time() - t0
     t1 = time.time()
-    proba = (predict_proba(model, bs.boxes, args.batch_size, device=args.device) if len(bs)
+    proba = (predict_proba(model, bs.boxes, args.batch_size, device=args.device, tta=bool(args.tta)) if len(bs)
              else np.zeros((0, 3), np.float32))
     t_pred = time.time() - t1
+    if threshold is None:
+        threshold = resolve_threshold(model, "adaptive", proba[:, 0])
     kept = proba[:, 0] >= threshold
     n_edge = int(bs.off_edge.sum())
     if n_edge:
@@ -377,8 +392,11 @@ def run_prune(args) -> int:
     pred = proba.argmax(1) if len(bs) else np.zeros(0, int)
     summary = {"n_items": len(bs), "n_kept": int(kept.sum()), "n_rejected": int((~kept).sum()),
                "threshold": float(threshold),
-               "threshold_rule": model.threshold_rule if args.threshold == "balanced" else "given",
-               "n_predicted_particle": int((pred == 0).sum()), "n_predicted_ice": int((pred == 1).sum()),
+               "threshold_rule": {"balanced": model.threshold_rule,
+                                  "adaptive": "adaptive: best expected macro-F1 at the estimated share of particles "
+                                              "of these boxes"}.get(args.threshold, "given")
+               if isinstance(args.threshold, str) else "given",
+               "tta": bool(args.tta), "n_predicted_particle": int((pred == 0).sum()), "n_predicted_ice": int((pred == 1).sum()),
                "n_predicted_carbon": int((pred == 2).sum()), "n_off_edge": n_edge,
                "n_unmatched_coordinates": unmatched,
                "model": os.path.abspath(args.model) if args.model else DEFAULT_MODEL,

@@ -15,7 +15,8 @@ Modules (one job each):
 * :mod:`~deepqs.pruning.train` -- :func:`train_classifier` (pretraining and fine-tuning);
 * :mod:`~deepqs.pruning.predict` -- :func:`predict_proba`, :func:`prune`;
 * :mod:`~deepqs.pruning.model` -- :class:`PruningModel`, :func:`save_model`, :func:`load_model`;
-* :mod:`~deepqs.pruning.metrics` -- accuracy, macro-F1, balanced accuracy and threshold.
+* :mod:`~deepqs.pruning.metrics` -- accuracy, macro-F1, balanced accuracy, the balanced and the adaptive
+  (prior-estimating, expected-F1) thresholds.
 """
 
 from deepqs.pruning.boxes import BoxSet, extract_boxes, read_micrograph_boxes, read_particle_boxes, resample_boxes

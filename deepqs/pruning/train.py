@@ -12,8 +12,13 @@ One function, :func:`train_classifier`, does both:
   ``patience`` epochs, the best epoch's weights are kept;
 * **fine-tuning schedule**: ``freeze_epochs`` epochs train only the head (backbone frozen,
   BatchNorm statistics fixed), then everything, the backbone at ``lr · backbone_lr_factor``;
+* **the starting point counts** (fine-tuning, ``keep_init`` True): the pretrained model's own
+  validation loss is "epoch 0" of the early stopping, so when no fine-tuning epoch does better on
+  the validation labels the pretrained weights (and threshold) are returned unchanged: with few
+  labels fine-tuning can then not make the model worse on them (``best_epoch`` 0);
 * **threshold**: the p_particle threshold that maximises balanced accuracy on the validation boxes
-  (when every class has at least ``MIN_VAL_FOR_THRESHOLD`` of them), else 0.5;
+  (when every class has at least ``MIN_VAL_FOR_THRESHOLD`` of them), else 0.5 (else the pretrained
+  model's threshold when its weights were kept);
 * **time budget**: ``max_seconds`` stops after the epoch that exceeds it (the best epoch is kept);
 * **determinism**: the network initialisation, the split, the sampling and the augmentation come
   from ``seed``; loader workers get ``seed + worker_id`` for numpy and torch.
@@ -60,6 +65,7 @@ class TrainConfig:
     threads: Optional[int] = None
     num_workers: int = 0
     max_seconds: Optional[float] = None
+    keep_init: bool = True
     network: Dict = field(default_factory=lambda: dict(DEFAULT_CONFIG))
 
 
@@ -212,6 +218,10 @@ def train_classifier(data: LabelledBoxes, cfg: Optional[TrainConfig] = None, ini
     boxes = np.ascontiguousarray(train.boxes, dtype=np.float32)
     labels = train.labels.astype(np.int64)
     best = (np.inf, copy.deepcopy(net.state_dict()), 0)
+    if init is not None and cfg.keep_init and len(val):          # epoch 0 = the pretrained model
+        best = (_evaluate(net, val.boxes, val.labels)[0], copy.deepcopy(net.state_dict()), 0)
+        if log is not None:
+            log(f"pretrained model: val loss {best[0]:.4f}")
     history: List[Dict[str, float]] = []
     since_best = 0
     t_start = time.time()
@@ -272,7 +282,11 @@ def train_classifier(data: LabelledBoxes, cfg: Optional[TrainConfig] = None, ini
         if min(int(good.sum()), int((~good).sum())) >= MIN_VAL_FOR_THRESHOLD:
             threshold = balanced_threshold(vprob[:, 0], good)
             rule = "max balanced accuracy of p_particle on the validation boxes"
+        elif init is not None and best[2] == 0:
+            threshold, rule = float(init.threshold), "the pretrained model's (its weights were kept: fine-tuning " \
+                                                     "did not lower the validation loss)"
         validation = binary_report(vprob[:, 0], good, threshold)
+        validation["best_epoch"] = int(best[2])
         validation["macro_f1_3class"] = macro_f1(val.labels, vprob.argmax(1), 3)
     info = {"training": {"epochs_run": len(history), "best_epoch": best[2], "n_train": len(train), "n_val": len(val),
                          "class_counts_train": train.counts(), "loss_weights": cfg.loss.as_dict(),
