@@ -17,6 +17,7 @@ from deepqs_plugin.protocols.protocol_base import DeepQsProtocol
 
 #: per-item attributes on the outputs: probabilities of the three classes
 SCORE_ATTRS = {"p_particle": "_pruneParticle", "p_ice": "_pruneIce", "p_carbon": "_pruneCarbon"}
+THRESHOLD_BALANCED, THRESHOLD_ADAPTIVE, THRESHOLD_FIXED = 0, 1, 2
 
 
 class ProtPickerOptimizer(ProtParticles, DeepQsProtocol):
@@ -46,11 +47,18 @@ class ProtPickerOptimizer(ProtParticles, DeepQsProtocol):
         form.addParam("boxSize", params.IntParam, default=0, label="Box size (pixels)",
                       help="Box cut around each coordinate, in micrograph pixels (about 1.5-2 particle "
                            "diameters).  0: the box size of the coordinates set.  Not used for particles.")
-        form.addParam("autoThreshold", params.BooleanParam, default=True, label="Balanced threshold",
-                      help="Yes: the threshold stored with the classifier (best balanced accuracy on its "
-                           "validation data).  No: give one.")
-        form.addParam("threshold", params.FloatParam, default=0.5, condition="not autoThreshold",
+        form.addParam("thresholdMode", params.EnumParam, choices=["balanced (stored)", "adaptive", "fixed"],
+                      default=THRESHOLD_BALANCED, display=params.EnumParam.DISPLAY_HLIST, label="Threshold",
+                      help="Balanced: the threshold stored with the classifier (best balanced accuracy on its "
+                           "validation data).  Adaptive: chosen on the input boxes themselves (their estimated "
+                           "share of particles, best expected macro-F1); keeps more particles when most picks "
+                           "are good (in streaming, chosen per batch).  Fixed: give one.")
+        form.addParam("threshold", params.FloatParam, default=0.5, condition="thresholdMode == %d" % THRESHOLD_FIXED,
                       label="Threshold on p(particle)", help="Items with p(particle) at or above it are kept.")
+        form.addParam("tta", params.BooleanParam, default=False, expertLevel=params.LEVEL_ADVANCED,
+                      label="Average over rotations and flips",
+                      help="Score every box in its 8 rotations/flips and average (test-time augmentation): "
+                           "slightly more accurate, 8 times slower.")
         form.addSection(label="Fine-tuning")
         form.addParam("goodSubset", params.PointerParam, pointerClass="SetOfCoordinates, SetOfParticles",
                       allowsNull=True, label="Good examples (optional)",
@@ -274,8 +282,12 @@ class ProtPickerOptimizer(ProtParticles, DeepQsProtocol):
         if self._fineTune():
             args += ["--model", shlex.quote(self._folder("classifier.pt"))]
         summary = self._batchFolder(batch, "prune_summary.json")
-        args += ["--threshold", "balanced" if self.autoThreshold.get() else "%g" % self.threshold.get(),
-                 "--out-dir", shlex.quote(self._batchFolder(batch, "pruned")),
+        mode = self.thresholdMode.get()
+        args += ["--threshold", "%g" % self.threshold.get() if mode == THRESHOLD_FIXED
+                 else ("adaptive" if mode == THRESHOLD_ADAPTIVE else "balanced")]
+        if self.tta.get():
+            args.append("--tta")
+        args += ["--out-dir", shlex.quote(self._batchFolder(batch, "pruned")),
                  "--threads", str(max(1, self.numberOfThreads.get())), "--json", shlex.quote(summary),
                  "--device", "cuda:%(GPU)s" if self.usesGpu() else "cpu"]
         self.runEngine(args, expected=[self._batchFolder(batch, "pruned", "scores.csv"), summary])

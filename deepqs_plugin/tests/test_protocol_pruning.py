@@ -88,6 +88,14 @@ def test_prune_picks_with_the_shipped_classifier(project, picks):
     assert s["n_items"] == total and s["n_kept"] == n_kept
 
 
+def test_prune_with_adaptive_threshold_and_rotation_average(project, picks):
+    prot = launch(project, project.newProtocol(ProtPickerOptimizer, inputSet=picks["all"], thresholdMode=1, tta=True))
+    assert prot.isFinished(), prot.getErrorMessage()
+    _check_split(prot, picks["n_good"] + picks["n_bad"], picks["all"])
+    s = prot.loadSummary()
+    assert s["tta"] is True and s["threshold_rule"].startswith("adaptive")
+
+
 def test_fine_tune_on_labelled_picks_then_prune(project, picks):
     prot = project.newProtocol(ProtPickerOptimizer, inputSet=picks["all"], goodSubset=picks["good"],
                                badSubset=picks["bad"], epochs=2)
