@@ -14,3 +14,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"../shared/data not present ({SHARED_DATA}); real-data checks skipped")
     return SHARED_DATA
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run the test with one torch thread (deterministic speed on shared CI machines); restores the count."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

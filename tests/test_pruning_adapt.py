@@ -18,12 +18,7 @@ from deepqs.pruning.simulated import LabelledBoxes
 from deepqs.pruning.train import TrainConfig, train_classifier
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def calibrated_scores(n: int, good_fraction: float, seed: int):

@@ -13,12 +13,7 @@ from deepqs.pruning.model import PruningModel, load_model, save_model
 from deepqs.pruning.network import CLASSES, PruneNet, build_network, normalise_boxes
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_shapes_and_classes():

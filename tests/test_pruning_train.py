@@ -12,12 +12,7 @@ from deepqs.pruning.train import TrainConfig, augment, split_validation, train_c
 TINY = {"box_size": 32, "widths": [6, 12], "n_classes": 3}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def separable(n_per_class: int, seed: int) -> LabelledBoxes:

@@ -34,7 +34,7 @@ import io
 import math
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -448,6 +448,39 @@ def read_coordinates_by_micrograph(
             out[name] = flip_y_coordinates(c, h)
         groups = out
     return groups
+
+
+def match_coordinate_files(micrographs: Sequence[PathLike], coordinate_files: Sequence[PathLike],
+                           warn: Optional[Callable[[str], None]] = None):
+    """Pair coordinate groups with micrographs by file stem.
+
+    Returns ``(mic_by_key, groups, unmatched)``: ``{key: micrograph path}``, a list of
+    ``(coordinate file, key, Coordinates)`` in file order, and ``{key: n}`` of coordinates that
+    name no given micrograph (also reported through ``warn``).  One file per micrograph is
+    matched by its own stem, or by the longest micrograph stem it starts with followed by "_"
+    (``mic01_autopick.star`` -> ``mic01``); multi-micrograph files by the names they hold.
+    """
+    mic_by_key: Dict[str, str] = {}
+    for m in micrographs:
+        key = micrograph_key(os.fspath(m))
+        if key in mic_by_key:
+            raise InputError(os.fspath(m), f"two micrographs share the name {key!r}")
+        mic_by_key[key] = os.fspath(m)
+    groups, unmatched = [], {}
+    for cf in coordinate_files:
+        cfp = os.fspath(cf)
+        for name, c in read_coordinates_by_micrograph(cfp).items():
+            key = micrograph_key(name)
+            if key not in mic_by_key and c.micrograph is None:
+                prefixes = [k for k in mic_by_key if key.startswith(k + "_")]
+                key = max(prefixes, key=len) if prefixes else key
+            if key not in mic_by_key:
+                unmatched[key] = unmatched.get(key, 0) + len(c)
+                if warn is not None and len(c):
+                    warn(f"{cfp}: {len(c)} coordinates of micrograph {key!r} match no given micrograph; skipped")
+                continue
+            groups.append((cfp, key, c))
+    return mic_by_key, groups, unmatched
 
 
 def _height_for(name: str, micrograph_height, heights: Mapping[str, int]) -> Optional[int]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -298,36 +298,14 @@ def read_micrograph_boxes(micrographs: Sequence[PathLike], coordinate_files: Seq
     micrograph are reported through ``warn(message)`` and counted in ``source["unmatched"]``.
     Micrographs must share one pixel size (±1 %) unless ``pixel_size`` overrides.
     """
-    from deepqs.io.coords import coordinate_format, micrograph_key, read_coordinates_by_micrograph
+    from deepqs.io.coords import coordinate_format, match_coordinate_files
 
     if not micrographs:
         raise InputError(None, "no micrographs given")
     if not coordinate_files:
         raise InputError(None, "no coordinate files given")
-    mic_by_key: Dict[str, str] = {}
-    for m in micrographs:
-        key = micrograph_key(os.fspath(m))
-        if key in mic_by_key:
-            raise InputError(os.fspath(m), f"two micrographs share the name {key!r}")
-        mic_by_key[key] = os.fspath(m)
-    items: List[Tuple[str, str, str, object]] = []     # (coordinate file, format, micrograph key, Coordinates)
-    unmatched: Dict[str, int] = {}
-    for cf in coordinate_files:
-        cfp = os.fspath(cf)
-        fmt = coordinate_format(cfp)
-        groups = read_coordinates_by_micrograph(cfp, fmt=fmt)
-        for name, c in groups.items():
-            key = micrograph_key(name)
-            if key not in mic_by_key and c.micrograph is None:
-                # RELION/crYOLO style "<micrograph>_autopick.star": the longest micrograph stem + "_" prefix
-                pref = [k for k in mic_by_key if key.startswith(k + "_")]
-                key = max(pref, key=len) if pref else key
-            if key not in mic_by_key:
-                unmatched[key] = unmatched.get(key, 0) + len(c)
-                if warn is not None and len(c):
-                    warn(f"{cfp}: {len(c)} coordinates of micrograph {key!r} match no given micrograph; not scored")
-                continue
-            items.append((cfp, fmt, key, c))
+    mic_by_key, groups, unmatched = match_coordinate_files(micrographs, coordinate_files, warn)
+    items = [(cfp, coordinate_format(cfp), key, c) for cfp, key, c in groups]
     cache: Dict[str, Tuple[np.ndarray, Optional[float]]] = {}
     ref_ps: Optional[float] = None
     ref_path: Optional[str] = None
