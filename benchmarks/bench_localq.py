@@ -13,7 +13,12 @@ Prints (and with --json writes):
   per map the per-residue Pearson r and |median predicted - median true Q| over atoms; the
   table gives their mean (and worst) over the bin's maps, the signed median gap and how many
   maps meet both bars;
-* time to predict a 256³ map at 1 Å/voxel on the CPU (whole box as mask: worst case).
+* time to predict a 256³ map at 1 Å/voxel on the CPU (whole box as mask: worst case), output
+  calibration included.
+
+When the weights carry an output calibration (``deepqs.localq.calibration``) the real-map and
+simulated figures are given for the calibrated output (what ``deepqs localq predict`` writes) and,
+from the same prediction, for the raw network output (``raw`` in the JSON).
 
 Usage: python benchmarks/bench_localq.py [--weights W.pt] [--threads N] [--no-speed] [--sim K]
        [--no-real] [--json OUT.json]   (defaults: 11 min on 1 CPU thread of a heavily shared 2-core
@@ -62,9 +67,22 @@ def figures(atoms, q_true, q_pred):
             "n_residues": int(rt.size)}
 
 
+def predict_both(m, net_header, tile, batch):
+    """(calibrated, raw) local-Q maps from one prediction (raw: ``calibrate=False``; the calibrated
+    map is exactly what ``predict_localq`` returns: the calibration applied to the mask voxels)."""
+    from deepqs.localq.calibration import apply_calibration, calibration_from_header
+    from deepqs.localq.predict import predict_localq
+    r = predict_localq(m, mask=np.ones(m.shape, bool), network=net_header, tile=tile, batch=batch, calibrate=False)
+    cal = calibration_from_header(net_header[1])
+    if cal is None:
+        return r.localq, None
+    q = r.localq.data.copy()
+    q[r.mask] = apply_calibration(q[r.mask], cal)
+    return r.localq.with_data(q), r.localq
+
+
 def real_check(net_header, tile, batch):
     from deepqs.io import atoms_from_structure, read_map, read_model
-    from deepqs.localq.predict import predict_localq
     from deepqs.qscore import compute_qscores
     m = read_map(REAL / "map.mrc")
     st = read_model(REAL / "model.cif")
@@ -72,15 +90,16 @@ def real_check(net_header, tile, batch):
     at = atoms_from_structure(st)
     q_true = compute_qscores(m, at, sigma=0.6).q
     t = time.time()
-    r = predict_localq(m, mask=np.ones(m.shape, bool), network=net_header, tile=tile, batch=batch)
-    out = figures(at, q_true, sample_at_atoms(r.localq, at.xyz))
+    lq, raw = predict_both(m, net_header, tile, batch)
+    out = figures(at, q_true, sample_at_atoms(lq, at.xyz))
     out["seconds"] = time.time() - t
+    if raw is not None:
+        out["raw"] = figures(at, q_true, sample_at_atoms(raw, at.xyz))
     return out
 
 
 def simulated_check(net_header, k, tile, batch):
     from deepqs.localq import dataset as D
-    from deepqs.localq.predict import predict_localq
     from deepqs.localq.train import split_sources
     _, held = split_sources(D.list_structures() or list(range(20)), 0.1, 0)
     bins = [(2, 3), (3, 4), (4, 6), (6, 8)]
@@ -95,22 +114,32 @@ def simulated_check(net_header, k, tile, batch):
                 atoms_cache[src] = D.load_structure_atoms(src)
             R = float(rng.uniform(lo, hi))
             ex = D.simulate_example(atoms_cache[src], rng, resolution=R, crop=48)
-            r = predict_localq(ex.map, mask=np.ones(ex.map.shape, bool), network=net_header, tile=tile, batch=batch)
-            f = figures(ex.atoms, ex.q, sample_at_atoms(r.localq, ex.atoms.xyz))
+            lq, raw = predict_both(ex.map, net_header, tile, batch)
+            f = figures(ex.atoms, ex.q, sample_at_atoms(lq, ex.atoms.xyz))
             f.update(resolution_A=R, structure=Path(str(src)).name)
+            if raw is not None:
+                f["raw"] = figures(ex.atoms, ex.q, sample_at_atoms(raw, ex.atoms.xyz))
             rows.append(f)
-        pr = np.array([r["pearson_residue"] for r in rows])
-        md = np.array([r["abs_median_diff"] for r in rows])
-        out[f"{lo}-{hi}"] = {"pearson_residue": float(np.mean(pr)), "pearson_residue_min": float(pr.min()),
-                             "abs_median_diff": float(np.mean(md)), "abs_median_diff_max": float(md.max()),
-                             "median_diff": float(np.mean([r["median_diff"] for r in rows])),
-                             "n_maps": k, "n_maps_meeting_bars": int(np.sum((pr >= 0.7) & (md <= 0.05))),
-                             "maps": rows}
+        out[f"{lo}-{hi}"] = bin_summary(rows, k)
+        if rows and "raw" in rows[0]:
+            out[f"{lo}-{hi}"]["raw"] = bin_summary([r["raw"] for r in rows], k)
     return out
 
 
-def simulated_table(sim) -> str:
-    """Markdown table of :func:`simulated_check`'s result."""
+def bin_summary(rows, k):
+    pr = np.array([r["pearson_residue"] for r in rows])
+    md = np.array([r["abs_median_diff"] for r in rows])
+    return {"pearson_residue": float(np.mean(pr)), "pearson_residue_min": float(pr.min()),
+            "abs_median_diff": float(np.mean(md)), "abs_median_diff_max": float(md.max()),
+            "median_diff": float(np.mean([r["median_diff"] for r in rows])),
+            "n_maps": k, "n_maps_meeting_bars": int(np.sum((pr >= 0.7) & (md <= 0.05))),
+            "maps": rows}
+
+
+def simulated_table(sim, raw: bool = False) -> str:
+    """Markdown table of :func:`simulated_check`'s result (``raw``: the uncalibrated figures)."""
+    if raw:
+        sim = {b: r["raw"] for b, r in sim.items() if "raw" in r}
     lines = ["| bin (Å) | maps | per-residue r mean (min) | \\|Δmedian\\| mean (max) | median pred − true | maps meeting both bars |",
              "|---|---|---|---|---|---|"]
     for b, r in sim.items():
@@ -154,10 +183,17 @@ def main(argv=None) -> int:
         print(f"EMD-30342/7CEC A: per-residue r {r['pearson_residue']:.3f} (bar >= 0.7), per-atom r "
               f"{r['pearson_atom']:.3f}, median pred {r['median_pred']:.3f} vs true {r['median_true']:.3f} "
               f"-> |diff| {r['abs_median_diff']:.3f} (bar <= 0.05)")
+        if "raw" in r:
+            w = r["raw"]
+            print(f"  raw network output (no calibration): per-residue r {w['pearson_residue']:.3f}, per-atom r "
+                  f"{w['pearson_atom']:.3f}, median pred {w['median_pred']:.3f} -> |diff| {w['abs_median_diff']:.3f}")
     if args.sim:
         res["simulated_held_out"] = simulated_check(nh, args.sim, args.tile, args.batch)
         print("simulated held-out maps (bars per bin: per-residue r >= 0.7, |median diff| <= 0.05):")
         print(simulated_table(res["simulated_held_out"]))
+        if any("raw" in r for r in res["simulated_held_out"].values()):
+            print("raw network output (no calibration):")
+            print(simulated_table(res["simulated_held_out"], raw=True))
     if not args.no_speed:
         res["seconds_256_cpu"] = speed(nh, args.tile, args.batch)
         print(f"256^3 map on CPU ({torch.get_num_threads()} threads, tile {args.tile}): "

@@ -64,6 +64,8 @@ def add_parser(sub) -> None:
     q.add_argument("--weights", metavar="W.pt", default=None,
                    help="network weights (default: the shipped deepqs/weights/localq_default.pt)")
     q.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    q.add_argument("--no-calibration", action="store_true",
+                   help="raw network output: skip the output calibration stored in the weights (if any)")
     q.add_argument("--batch", type=positive_int, default=2, help="tiles per forward pass")
     q.add_argument("--tile", type=positive_int, default=64, help="tile edge in voxels of 1 Å")
     q.add_argument("--out", required=True, metavar="LOCALQ.mrc", help="local-Q map")
@@ -148,7 +150,8 @@ def run_predict(args) -> int:
         progress = bar.update
     try:
         result = predict_localq(mapdata, mask=mask, threshold=args.threshold, weights=args.weights,
-                                device=args.device, batch=args.batch, tile=args.tile, progress=progress)
+                                device=args.device, batch=args.batch, tile=args.tile, progress=progress,
+                                calibrate=not args.no_calibration)
     finally:
         if bar is not None:
             bar.close()

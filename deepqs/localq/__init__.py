@@ -9,6 +9,7 @@ Modules, one job each:
 * :mod:`~deepqs.localq.labels` -- label maps from the exact Q-score engine;
 * :mod:`~deepqs.localq.dataset` -- experimental-looking simulated training maps;
 * :mod:`~deepqs.localq.train` -- training loop, checkpoints, report;
+* :mod:`~deepqs.localq.calibration` -- monotone output calibration stored in the weights header;
 * :mod:`~deepqs.localq.predict` -- :func:`predict_localq`.
 
 Torch is imported only by the modules that need it.

@@ -3,7 +3,9 @@
 Steps: the map is resampled to 1 Å/voxel (:mod:`deepqs.localq.resample`, low-pass first when it
 is finer), normalised (:mod:`deepqs.localq.normalise`), predicted in blended tiles
 (:mod:`deepqs.localq.tiling`; tiles without mask voxels are skipped), and the 1 Å prediction is
-interpolated back onto the input grid (same shape, voxel size and origin).  Voxels outside the
+interpolated back onto the input grid (same shape, voxel size and origin); when the weights'
+header holds an output calibration (:mod:`deepqs.localq.calibration`) it is applied to the mask
+voxels (``calibrate=False``: raw network output).  Voxels outside the
 molecular mask are 0 in both output maps.  Local resolution inside the mask is
 ``R = -3.816 · Q + 5.679`` Å (DeepQs' relation, valid for maps better than about 6 Å).
 
@@ -107,7 +109,7 @@ def _make_mask(mapdata: MapData, mask, threshold: Optional[float]) -> Tuple[np.n
 
 def predict_localq(mapdata: MapData, mask: Union[None, np.ndarray, MapData] = None, threshold: Optional[float] = None,
                    weights: Optional[str] = None, device: str = "cpu", batch: int = 2, tile: int = 64,
-                   overlap: int = 16, network=None, progress=None) -> LocalQResult:
+                   overlap: int = 16, network=None, progress=None, calibrate: bool = True) -> LocalQResult:
     """Local-Q and local-resolution maps of ``mapdata`` on its own grid (see module doc).
 
     Parameters
@@ -122,6 +124,10 @@ def predict_localq(mapdata: MapData, mask: Union[None, np.ndarray, MapData] = No
     batch, tile, overlap : tiles per forward pass, tile edge and overlap (voxels of 1 Å).
     network : (torch.nn.Module, header dict), optional
         Use this network instead of loading ``weights``.
+    calibrate : bool
+        Apply the weights' output calibration (header key ``calibration``, see
+        :mod:`deepqs.localq.calibration`) when they have one (default); False gives the raw
+        network output.  Weights without a calibration are always used raw.
 
     Raises
     ------
@@ -131,6 +137,7 @@ def predict_localq(mapdata: MapData, mask: Union[None, np.ndarray, MapData] = No
     import torch
     from deepqs.localq.normalise import normalise_map
     from deepqs.localq.resample import resample_onto, resample_to_spacing
+    from deepqs.localq.calibration import apply_calibration, calibration_from_header
     from deepqs.localq.tiling import predict_tiled
 
     t0 = time.time()
@@ -148,6 +155,10 @@ def predict_localq(mapdata: MapData, mask: Union[None, np.ndarray, MapData] = No
     else:
         net, header = network
     spacing = float(header.get("input_pixel_size_A", 1.0)) if isinstance(header, dict) else 1.0
+    try:
+        calib = calibration_from_header(header) if calibrate else None
+    except ValueError as exc:
+        raise InputError(weights, f"bad output calibration in the weights header: {exc}") from None
     warnings: List[str] = []
     vmax = float(mapdata.voxel_size.max())
     if vmax > MAX_VOXEL_A:
@@ -161,6 +172,8 @@ def predict_localq(mapdata: MapData, mask: Union[None, np.ndarray, MapData] = No
                          progress=progress)
     back = resample_onto(MapData(pred, m1.voxel_size, m1.origin), mapdata).data
     q = np.where(mvox, back, 0.0).astype(np.float32)
+    if calib is not None:
+        q[mvox] = apply_calibration(q[mvox], calib)
     res = np.where(mvox, q_to_resolution(q), 0.0).astype(np.float32)
     inside = q[mvox].astype(np.float64)
     pct = np.percentile(inside, PERCENTILES)
@@ -187,6 +200,8 @@ def predict_localq(mapdata: MapData, mask: Union[None, np.ndarray, MapData] = No
         "shape_zyx": [int(v) for v in mapdata.shape],
         "weights": None if network is not None else (weights or default_weights_path()),
         "architecture": header.get("architecture") if isinstance(header, dict) else None,
+        "calibration": (None if calib is None else
+                        f"piecewise linear, {len(calib['x'])} knots (weights header 'calibration')"),
         "device": str(device), "batch": int(batch), "tile": int(tile), "overlap": int(overlap),
         "seconds": float(time.time() - t0),
         "warnings": list(warnings),
