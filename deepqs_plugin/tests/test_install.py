@@ -41,9 +41,11 @@ def _bare_env(root):
 
 
 def _run(cmd, env_dir, home, **kwargs):
+    """Run in the environment, from the Scipion home folder: ``python -m`` puts the working folder
+    on sys.path, and a source checkout there (with its .egg-info) would shadow the install."""
     environ = dict(os.environ, SCIPION_HOME=home, PATH=os.path.join(env_dir, "bin") + os.pathsep + os.environ["PATH"])
     environ.pop("PYTHONPATH", None)
-    return subprocess.run(cmd, env=environ, capture_output=True, text=True, timeout=600, **kwargs)
+    return subprocess.run(cmd, env=environ, capture_output=True, text=True, timeout=600, cwd=home, **kwargs)
 
 
 def _source_copy(root):
