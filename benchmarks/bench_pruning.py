@@ -22,7 +22,15 @@ Prints a markdown table (the "Particle pruning" section of docs/benchmarks.md) a
 4. **Real autopicks next to carbon** (``shared/data/micrographs/ucsf_stack_1142``, zero-shot, box
    80 px): share of RELION autopicks rejected on (MicrographCleaner mask > 0.5 at the centre) and off
    the carbon/contamination mask.  No fine-tuning; only a sanity check (45 picks).
-5. **Throughput** of :func:`deepqs.pruning.predict.predict_proba` on 64 × 64 boxes (1 and 2 threads).
+5. **Few-label paired comparison** (``--parts fewlabel``): multi-loss (``MULTI``) vs cross-entropy alone, trained
+   from scratch on few labels from the seed-101 pool, scored on the seed-202 test set, for each class-count
+   setting of ``--few-counts`` (default 50/50/50 and the imbalanced 50/50/10 particle/ice/carbon).  Draw ``r``
+   (of ``--repeats``) takes its boxes with ``default_rng(7000 + r)`` and trains with seed ``r`` for both losses
+   (same boxes, same initialisation, same batches and augmentation); 15 epochs of 1,024 class-balanced boxes,
+   lr 2e-3, all labels used for training (no validation split: with 10 validation boxes per class the early
+   stopping picked near-random epochs and its noise swamped any loss effect), threshold 0.5.  Prints the mean
+   paired difference (multi − CE), its standard error and the sign count, for good-vs-bad and 3-class accuracy.
+6. **Throughput** of :func:`deepqs.pruning.predict.predict_proba` on 64 × 64 boxes (1 and 2 threads).
 """
 
 from __future__ import annotations
@@ -66,6 +74,28 @@ def finetune(model, labelled, loss, seed, epochs, scratch=False):
     res = train_classifier(labelled, cfg, init=None if scratch else model)
     res.model.info["bench_best_epoch"] = res.best_epoch
     return res.model
+
+
+def few_labels_counts(data: LabelledBoxes, counts, rng: np.random.Generator) -> LabelledBoxes:
+    """``counts[c]`` random boxes of class ``c``."""
+    idx = np.concatenate([rng.choice(np.nonzero(data.labels == c)[0], int(n), replace=False)
+                          for c, n in enumerate(counts)])
+    return data.select(np.sort(idx))
+
+
+def scratch_all_labels(labelled: LabelledBoxes, loss: LossWeights, seed: int, epochs: int):
+    """From scratch on every given label (no validation split, threshold 0.5): the ``fewlabel`` protocol."""
+    cfg = TrainConfig(epochs=epochs, lr=2e-3, samples_per_epoch=1024, patience=8, seed=seed, loss=loss,
+                      val_fraction=0.0)
+    return train_classifier(labelled, cfg).model
+
+
+def paired_summary(a, b) -> dict:
+    """Mean paired difference a − b, its standard error, and the sign count (a better / b better)."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    se = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan")
+    return {"n": int(d.size), "mean_a": float(np.mean(a)), "mean_b": float(np.mean(b)), "diff": float(d.mean()),
+            "se": se, "a_better": int((d > 0).sum()), "b_better": int((d < 0).sum())}
 
 
 def scores(model, test: LabelledBoxes, tta: bool = False, adaptive: bool = False) -> dict:
@@ -133,10 +163,13 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="label draws (mean ± s.d. over them)")
     ap.add_argument("--epochs", type=int, default=15, help="fine-tuning epochs (1024 boxes each)")
     ap.add_argument("--labels", type=int, default=50, help="labels per class")
+    ap.add_argument("--few-counts", default="50,50,50;50,50,10",
+                    help="fewlabel part: ';'-separated particle,ice,carbon label counts")
     ap.add_argument("--parts", default="sim,simce,scratch,real,realce,ucsf,speed",
                     help="comma-separated parts: sim (zero-shot + multi-loss fine-tuning), simce (CE-only "
                          "fine-tuning), scratch (both losses without pretraining), real, realce (CE-only on the "
-                         "real boxes), ucsf, speed")
+                         "real boxes), ucsf, speed, fewlabel (paired multi-loss vs CE from scratch, "
+                         "not in the default list)")
     ap.add_argument("--micrographs", type=int, default=40, help="simulated micrographs per set (label pool, test)")
     ap.add_argument("--json-out", default=None, help="also write the results here")
     ap.add_argument("--cache", default=None, metavar="DIR", help="keep/reuse the simulated sets here (.npz)")
@@ -148,7 +181,7 @@ def main(argv=None) -> int:
     model = load_model(args.model)
     res: dict = {"labels_per_class": args.labels, "threads": args.threads, "repeats": args.repeats,
                  "epochs": args.epochs, "model": args.model or "shipped"}
-    if parts & {"sim", "simce", "scratch"}:
+    if parts & {"sim", "simce", "scratch", "fewlabel"}:
         label_pool, test = sim_sets(args.micrographs, args.cache)
         log(f"simulated: label pool {label_pool.counts()}, test {test.counts()}")
         if "sim" in parts:
@@ -156,13 +189,26 @@ def main(argv=None) -> int:
         runs = [k for k, want in (("multi_pre", "sim"), ("ce_pre", "simce"), ("multi_scratch", "scratch"),
                                   ("ce_scratch", "scratch")) if want in parts]
         rows = {k: [] for k in runs}
-        for r in range(args.repeats):                                  # label draws
+        for r in range(args.repeats if runs else 0):                   # label draws
             few = few_labels(label_pool, args.labels, np.random.default_rng(1000 + r))
             for k in runs:
                 loss = MULTI if k.startswith("multi") else CE
                 rows[k].append(scores(finetune(model, few, loss, r, args.epochs, scratch=k.endswith("scratch")), test))
             log(f"draw {r + 1}/{args.repeats}: " + ", ".join(f"{k} acc {v[-1]['accuracy']:.3f}" for k, v in rows.items()))
-        res["sim_few_labels"] = {k: {m: [float(x[m]) for x in v] for m in v[0]} for k, v in rows.items() if v}
+        if runs:
+            res["sim_few_labels"] = {k: {m: [float(x[m]) for x in v] for m in v[0]} for k, v in rows.items() if v}
+    if "fewlabel" in parts:
+        res["fewlabel"] = {}
+        for spec in args.few_counts.split(";"):                         # class-count settings
+            counts = [int(x) for x in spec.split(",")]
+            rows = {"multi": [], "ce": []}
+            for r in range(args.repeats):                                  # label draws, same for both losses
+                few = few_labels_counts(label_pool, counts, np.random.default_rng(7000 + r))
+                for k, loss in (("multi", MULTI), ("ce", CE)):
+                    rows[k].append(scores(scratch_all_labels(few, loss, r, args.epochs), test))
+                log(f"fewlabel {spec} draw {r + 1}/{args.repeats}: " + ", ".join(
+                    f"{k} acc {v[-1]['accuracy']:.3f}" for k, v in rows.items()))
+            res["fewlabel"][spec] = {k: {m: [float(x[m]) for x in v] for m in v[0]} for k, v in rows.items()}
     if "real" in parts:
         real = cryoppp_boxes(splits=("test",), seed=7)
         if real is not None:
@@ -246,6 +292,17 @@ def print_table(res: dict) -> None:
             if k in real:
                 print(f"\nbest epochs ({k}): {[int(e) for e in real[k]['best_epoch']]} (0 = pretrained weights kept)")
     bars(res)
+    few = res.get("fewlabel")
+    if few:
+        print("\nFew labels from scratch, multi-loss vs CE alone, paired over the same draws (diff = multi − CE):\n")
+        print("| labels particle/ice/carbon | metric | draws | multi-loss | CE only | mean paired diff | s.e. | "
+              "multi better / CE better |")
+        print("|---|---|---|---|---|---|---|---|")
+        for spec, v in few.items():
+            for m, name in (("accuracy", "good-vs-bad accuracy"), ("accuracy_3class", "3-class accuracy")):
+                p = paired_summary(v["multi"][m], v["ce"][m])
+                print(f"| {spec.replace(',', '/')} | {name} | {p['n']} | {p['mean_a']:.3f} | {p['mean_b']:.3f} | "
+                      f"{p['diff']:+.4f} | {p['se']:.4f} | {p['a_better']} / {p['b_better']} |")
     u = res.get("ucsf_autopicks")
     if u:
         print(f"\nReal autopicks beside carbon (ucsf_stack_1142, zero-shot, box 80 px): "

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deepqs.pruning.losses import LossWeights, multi_loss
+from deepqs.pruning.losses import LossHead, LossWeights, multi_loss
 from deepqs.pruning.metrics import balanced_threshold, binary_report, macro_f1
 from deepqs.pruning.model import PruningModel
 from deepqs.pruning.network import DEFAULT_CONFIG, build_network, normalise_boxes
@@ -211,8 +211,12 @@ def train_classifier(data: LabelledBoxes, cfg: Optional[TrainConfig] = None, ini
     else:
         net = build_network({**cfg.network, "box_size": int(train.boxes.shape[1])}, seed=cfg.seed)
     head = list(net.head.parameters())
-    opt = torch.optim.AdamW([{"params": net.backbone_parameters(), "lr": cfg.lr * cfg.backbone_lr_factor},
-                             {"params": head, "lr": cfg.lr}], weight_decay=cfg.weight_decay)
+    loss_head = LossHead(net.embedding_dim, cfg.loss, net.n_classes)      # training-only loss parameters
+    groups = [{"params": net.backbone_parameters(), "lr": cfg.lr * cfg.backbone_lr_factor},
+              {"params": head, "lr": cfg.lr}]
+    if list(loss_head.parameters()):
+        groups.append({"params": list(loss_head.parameters()), "lr": cfg.lr})
+    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs), eta_min=cfg.lr * 0.05)
     n_per_epoch = int(cfg.samples_per_epoch or len(train))
     boxes = np.ascontiguousarray(train.boxes, dtype=np.float32)
@@ -239,7 +243,7 @@ def train_classifier(data: LabelledBoxes, cfg: Optional[TrainConfig] = None, ini
         total, count = 0.0, 0
         for x, y in loader:                                               # per batch
             logits, emb = net.forward_with_embedding(x)
-            loss, _ = multi_loss(logits, emb, y, cfg.loss)
+            loss, _ = multi_loss(logits, emb, y, cfg.loss, head=loss_head, aux_scale=cfg.loss.aux_scale(epoch))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
