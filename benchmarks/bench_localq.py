@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", default=None)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--tile", type=int, default=64)
+    ap.add_argument("--tile", type=int, default=None)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--sim", type=int, default=4, help="simulated maps per resolution bin (0: skip)")
     ap.add_argument("--no-real", action="store_true", help="skip the real-map check")
@@ -196,7 +196,7 @@ def main(argv=None) -> int:
             print(simulated_table(res["simulated_held_out"], raw=True))
     if not args.no_speed:
         res["seconds_256_cpu"] = speed(nh, args.tile, args.batch)
-        print(f"256^3 map on CPU ({torch.get_num_threads()} threads, tile {args.tile}): "
+        print(f"256^3 map on CPU ({torch.get_num_threads()} threads, tile {args.tile or 'auto'}): "
               f"{res['seconds_256_cpu']:.1f} s (bar <= 60 s)")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")

@@ -67,7 +67,8 @@ def add_parser(sub) -> None:
     q.add_argument("--no-calibration", action="store_true",
                    help="raw network output: skip the output calibration stored in the weights (if any)")
     q.add_argument("--batch", type=positive_int, default=2, help="tiles per forward pass")
-    q.add_argument("--tile", type=positive_int, default=64, help="tile edge in voxels of 1 Å")
+    q.add_argument("--tile", type=positive_int, default=None,
+                   help="tile edge in voxels of 1 Å (default: 64 for maps up to 96 Å across, else 96)")
     q.add_argument("--out", required=True, metavar="LOCALQ.mrc", help="local-Q map")
     q.add_argument("--out-resolution", metavar="LOCRES.mrc", help="local-resolution map (Å)")
     q.add_argument("--json", metavar="SUMMARY.json", help="summary as JSON")

@@ -59,8 +59,10 @@ class ProtDeepQsPredict(DeepQsProtocol):
                                                  "Empty: the trained weights above, or the shipped ones.")
         form.addParam("batch", params.IntParam, default=2, expertLevel=params.LEVEL_ADVANCED,
                       label="Tiles per batch", help="Lower it if the GPU runs out of memory.")
-        form.addParam("tile", params.IntParam, default=64, expertLevel=params.LEVEL_ADVANCED,
-                      label="Tile edge (voxels of 1 Å)", help="Whole maps are predicted in overlapping tiles.")
+        form.addParam("tile", params.IntParam, default=0, expertLevel=params.LEVEL_ADVANCED,
+                      label="Tile edge (voxels of 1 Å)",
+                      help="Whole maps are predicted in overlapping tiles.  0: automatic (64 for maps up to "
+                           "96 Å across, else 96).")
         self._defineOriginParam(form)
 
     # --------------------------- INSERT steps functions ----------------------
@@ -79,7 +81,7 @@ class ProtDeepQsPredict(DeepQsProtocol):
             "--out-resolution", shlex.quote(self._out("local_resolution.mrc")),
             "--json", shlex.quote(self._out("localq_summary.json")),
             "--figures", shlex.quote(self._out("figures")),
-            "--batch", str(self.batch.get()), "--tile", str(self.tile.get())]
+            "--batch", str(self.batch.get())] + (["--tile", str(self.tile.get())] if self.tile.get() else [])
         if self.maskMode.get() == MASK_THRESHOLD:
             args.append("--threshold=%g" % self.threshold.get())
         elif self.maskMode.get() == MASK_VOLUME:
