@@ -31,6 +31,24 @@ def positive_float(text: str) -> float:
     return value
 
 
+def number_in(lo: float, hi: float, also: tuple = ()):
+    """An argparse type: a number in [lo, hi], or one of the words ``also``."""
+    what = f"a number in [{lo:g}, {hi:g}]" + "".join(f", {w!r}" for w in also)
+
+    def parse(text: str):
+        if text in also:
+            return text
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

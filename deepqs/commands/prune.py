@@ -37,21 +37,12 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from deepqs.commands.common import emit_json, positive_float, positive_int
+from deepqs.commands.common import emit_json, number_in, positive_float, positive_int
 
 HELP = "prune false-positive particles (ice, contamination, carbon) with a CNN classifier"
 
 
-def _threshold(text: str):
-    if text in ("balanced", "adaptive"):
-        return text
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], 'balanced' or 'adaptive', got {text!r}")
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"threshold must be in [0, 1], got {text!r}")
-    return v
+_threshold = number_in(0.0, 1.0, also=("balanced", "adaptive"))
 
 
 def _weights(text: str):
@@ -64,14 +55,7 @@ def _weights(text: str):
     return vals
 
 
-def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 0.9], got {text!r}")
-    if not 0.0 <= v <= 0.9:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 0.9], got {text!r}")
-    return v
+_fraction = number_in(0.0, 0.9)
 
 
 def _json_option(p) -> None:
