@@ -28,6 +28,24 @@ from deepqs.picking.preprocess import prepare_array  # noqa: E402
 from deepqs.picking.train import TrainingExample, calibrate_threshold  # noqa: E402
 
 
+def noise_floor(model, fraction, size=1536, seed=4242):
+    """The lowest threshold that leaves at most ``fraction`` x (particles that would fit) picks on pure noise:
+    Gaussian noise of ``size``^2, white and low-passed (sigma 1-1.5 px), particle diameters 40-100 px."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    scores, area = [], 0.0
+    for d, smooth in ((40.0, 0.0), (80.0, 1.5), (60.0, 1.0), (100.0, 0.0), (50.0, 1.5), (70.0, 0.0)):
+        img = rng.standard_normal((size, size)).astype(np.float32)
+        if smooth:
+            img = ndimage.gaussian_filter(img, smooth)
+        scores.append(pick_prepared(model, prepare_array(img, d), threshold=None).score)
+        area += img.size / (np.pi * (d / 2) ** 2)
+    s = np.sort(np.concatenate(scores))[::-1]
+    k = int(fraction * area)
+    return float(s[k]) + 1e-6 if k < len(s) else 0.0
+
+
 def main() -> int:
     import argparse
 
@@ -39,6 +57,10 @@ def main() -> int:
     ap.add_argument("--real-val", action="store_true")
     ap.add_argument("--n-val", type=int, default=12)
     ap.add_argument("--n-noise", type=int, default=8)
+    ap.add_argument("--max-noise-fraction", type=float, default=None,
+                    help="floor of the threshold: at most this share of the particles that would fit gives a pick on "
+                         "large pure-noise micrographs (white and low-passed Gaussian noise, seeds unlike the tests')")
+    ap.add_argument("--strides", default="4,2", help="score-map strides to try")
     args = ap.parse_args()
     src, dst = args.src, args.dst
     torch.set_num_threads(1)
@@ -47,9 +69,22 @@ def main() -> int:
     ex = [TrainingExample(prepare_array(m.image, m.diameter_px, path=m.name), m.coordinates) for m in val]
     ex += noise_examples(args.n_noise, seed=78, shape=(1024, 1024))
     results = {}
-    for stride in (4, 2):
+    strides = [int(v) for v in args.strides.split(",")]
+    for stride in strides:
         model.score_stride_px = stride
         thr, f2 = calibrate_threshold(model, ex)
+        if args.max_noise_fraction is not None:
+            floor = noise_floor(model, args.max_noise_fraction)
+            print(f"stride {stride}: max-F2 threshold {thr:.3f}, noise floor {floor:.3f}", flush=True)
+            if floor > thr:
+                from deepqs.picking.evaluate import f_beta
+                from deepqs.picking.train import _val_matches
+
+                ms = _val_matches(model, ex, "cpu")
+                tp = sum(int((m.matched & (m.scores >= floor)).sum()) for m in ms)
+                n_p = sum(int((m.scores >= floor).sum()) for m in ms)
+                n_t = sum(m.n_truth for m in ms)
+                thr, f2 = floor, f_beta(tp / max(n_p, 1), tp / max(n_t, 1), 2.0)
         model.threshold = thr
         matches = []
         for e in ex:
@@ -60,13 +95,16 @@ def main() -> int:
         ev = evaluate_many(matches, 0.5)
         results[stride] = (thr, f2, ev.f1)
         print(f"stride {stride}: threshold {thr:.3f}, validation F2 {f2:.3f}, F1 {ev.f1:.3f} (0.5x radius)", flush=True)
-    stride = 2 if results[2][2] > results[4][2] + 0.01 else 4
+    stride = 2 if 2 in results and (4 not in results or results[2][2] > results[4][2] + 0.01) else 4
     model.score_stride_px = stride
     model.threshold = results[stride][0]
     model.info["threshold_source"] = (f"max F2 at 0.5x radius on {args.n_val} simulated val micrographs + {args.n_noise} "
                                       "noise micrographs (1024^2, labelled empty)"
                                       + (" + cryoppp_dev valid split" if args.real_val else ""))
     model.info["threshold_f2"] = results[stride][1]
+    if args.max_noise_fraction is not None:
+        model.info["threshold_source"] += (f"; at least the score leaving <= {args.max_noise_fraction:g} x the particles "
+                                           "that would fit as picks on 1536^2 pure-noise micrographs")
     save_model(dst, model)
     print(f"chose stride {stride}; wrote {dst}")
     return 0

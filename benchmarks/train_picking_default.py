@@ -109,6 +109,14 @@ def main() -> int:
                          "the auto threshold is max F2 on simulated val + noise micrographs, since one threshold "
                          "cannot suit both (real data: retrain/recalibrate on labelled micrographs of the data set)")
     ap.add_argument("--init", help="start the hard-negative stage from this model (skips the first training)")
+    ap.add_argument("--finetune", action="store_true",
+                    help="with --init: first fine-tune that model on the training set (lr --lr), then the hard-negative rounds")
+    ap.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3 for PickNet, 1e-2 for DeepEM)")
+    ap.add_argument("--real-repeat", type=int, default=1,
+                    help="list every cryoppp_dev training micrograph this many times (more real windows per epoch)")
+    ap.add_argument("--no-real-mine", action="store_true",
+                    help="mine hard negatives on the simulated micrographs only (cryoppp labels may miss particles)")
+    ap.add_argument("--patience", type=int, default=8)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "deepqs", "weights",
                                                   "picking_default.pt"))
     args = ap.parse_args()
@@ -117,13 +125,16 @@ def main() -> int:
     train = picking_sets.simulated("train", args.n_sim) + ([] if args.no_real_train else picking_sets.cryoppp("train"))
     val = picking_sets.simulated("val", args.n_val) + (picking_sets.cryoppp("valid") if args.real_val else [])
     tr = examples(train) + noise_examples(args.n_noise)
+    n_real_tr = sum(1 for m in train if m.source != "simulated")
+    if args.real_repeat > 1:
+        tr += [e for e in tr if e.prepared.path in {m.name for m in train if m.source != "simulated"}] * (args.real_repeat - 1)
     va = examples(val, seed=1) + noise_examples(args.n_noise_val, seed=78)
     print(f"data: {len(tr)} training micrographs ({sum(len(e.positives) for e in tr)} particles), "
           f"{len(va)} validation; {time.time() - t0:.0f} s", flush=True)
     ch = [int(c) for c in args.channels.split(",")]
     net_cfg = {"channels": ch, "hidden": ch[-1]} if args.arch == "default" else {}
-    cfg = TrainConfig(arch=args.arch, config=net_cfg, score_stride_px=args.stride, epochs=args.epochs, max_windows_per_epoch=16384, patience=8, seed=0,
-                      lr=1e-3 if args.arch == "default" else 1e-2, threads=args.threads,
+    cfg = TrainConfig(arch=args.arch, config=net_cfg, score_stride_px=args.stride, epochs=args.epochs, max_windows_per_epoch=16384, patience=args.patience, seed=0,
+                      lr=args.lr if args.lr is not None else (1e-3 if args.arch == "default" else 1e-2), threads=args.threads,
                       max_seconds=args.minutes * 60, progress=False, select_by="ap")
     log = lambda s: print(s, flush=True)  # noqa: E731
     if args.init:
@@ -133,6 +144,10 @@ def main() -> int:
         model.score_stride_px = args.stride
         res = None
         stages = [f"initialised from {os.path.basename(args.init)}"]
+        if args.finetune:
+            res = train_picker(tr, cfg, init=model, val_examples=va, log=log)
+            model = res.model
+            stages.append(f"fine-tuned at lr {cfg.lr:g}: {res.epochs_run} epochs (best {res.best_epoch})")
     else:
         res = train_picker(tr, cfg, val_examples=va, log=log)
         model = res.model
@@ -142,7 +157,15 @@ def main() -> int:
     from deepqs.picking.train import mine_hard_negatives
 
     for r in range(args.mine_rounds):
-        tr, n_new = mine_hard_negatives(model, tr, min_score=0.1, max_per_micrograph=150)
+        real_names = {m.name for m in train if m.source != "simulated"}
+        if args.no_real_mine:
+            sim_idx = [i for i, e in enumerate(tr) if e.prepared.path not in real_names]
+            mined, n_new = mine_hard_negatives(model, [tr[i] for i in sim_idx], min_score=0.1, max_per_micrograph=150)
+            tr = list(tr)
+            for i, e in zip(sim_idx, mined):
+                tr[i] = e
+        else:
+            tr, n_new = mine_hard_negatives(model, tr, min_score=0.1, max_per_micrograph=150)
         print(f"hard-negative round {r + 1}: {n_new} negatives mined", flush=True)
         rcfg = replace(cfg, lr=cfg.lr * 0.3, seed=cfg.seed + r + 1, max_seconds=args.mine_minutes * 60, patience=4)
         res = train_picker(tr, rcfg, init=model, val_examples=va, log=log)
@@ -152,7 +175,8 @@ def main() -> int:
     res.model.info["training_data"] = {
         "simulated_micrographs": sum(1 for m in train if m.source == "simulated"),
         "simulated_particles": int(sum(len(m.coordinates) for m in train if m.source == "simulated")),
-        "cryoppp_dev_train_micrographs": sum(1 for m in train if m.source != "simulated"),
+        "cryoppp_dev_train_micrographs": n_real_tr,
+        "cryoppp_dev_train_repeat": args.real_repeat,
         "cryoppp_dev_train_particles": int(sum(len(m.coordinates) for m in train if m.source != "simulated")),
         "validation": f"{args.n_val} simulated val micrographs + {args.n_noise_val} noise micrographs"
                       + (" + cryoppp_dev valid split" if args.real_val else ""),

@@ -82,3 +82,50 @@ def test_retrain_with_verified_negatives(sims):
                          TrainConfig(epochs=1, seed=0, max_windows_per_epoch=256), init=first)
     assert again.model.working_diameter_px == first.working_diameter_px
     assert again.epochs_run == 1
+
+
+def test_freeze_layers_keeps_early_weights_and_bn_statistics(sims):
+    from deepqs.picking.train import freeze_layers
+
+    _, ex = sims
+    first = train_picker(ex[:2], TrainConfig(epochs=1, seed=0, max_windows_per_epoch=256)).model
+    before = {k: v.clone() for k, v in first.net.state_dict().items()}
+    cfg = TrainConfig(epochs=2, seed=1, lr=1e-2, max_windows_per_epoch=256, freeze_convs=2, freeze_bn_stats=True)
+    after = train_picker(ex[:2], cfg, init=first).model.net.state_dict()
+    convs = [i for i, m in enumerate(first.net.layers) if isinstance(m, torch.nn.Conv2d)]
+    frozen_prefix = [f"layers.{i}." for i in range(convs[2])]           # conv1, bn1, relu, conv2, bn2, relu
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert not any(k.startswith(tuple(frozen_prefix)) for k in changed), changed
+    assert not any("running_" in k for k in changed), changed             # BatchNorm statistics fixed
+    assert any(k.startswith(f"layers.{convs[-1]}.") for k in changed)     # the output layer did learn
+    assert all(p.requires_grad for p in first.net.parameters())           # unfrozen again afterwards
+    # the output layer is never frozen, even when more convolutions are asked for
+    net = train_picker(ex[:2], TrainConfig(epochs=1, seed=0, max_windows_per_epoch=64)).model.net
+    n_conv = len(convs)
+    frozen = freeze_layers(net, 99)
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in frozen) == n_conv - 1
+
+
+def test_finetune_keeps_the_better_model_on_held_out_micrographs(sims):
+    from deepqs.picking.train import finetune_picker
+
+    ms, ex = sims
+    base = train_picker(ex[:2], TrainConfig(epochs=3, seed=0, max_windows_per_epoch=512)).model
+    ref = {k: v.clone() for k, v in base.net.state_dict().items()}
+    cfg = TrainConfig(epochs=2, seed=0, lr=1e-4, max_windows_per_epoch=256, freeze_convs=4, freeze_bn_stats=True,
+                      select_by="ap", score_stride_px=base.score_stride_px)
+    res = finetune_picker(ex, base, cfg, keep_init=True)
+    for k, v in base.net.state_dict().items():          # the initial model is not modified
+        torch.testing.assert_close(v, ref[k])
+    assert res.n_heldout_micrographs == 1
+    assert set(res.heldout_f2) == {"fine-tuned", "initial"}
+    assert res.kept == ("initial" if res.heldout_f2["initial"] >= res.heldout_f2["fine-tuned"] else "fine-tuned")
+    assert res.model.info["finetune_kept"] == res.kept
+    assert 0.0 < res.model.threshold < 1.0
+    assert res.model.info["threshold_source"].startswith("all labelled micrographs")
+    if res.kept == "initial":
+        for k, v in res.model.net.state_dict().items():
+            torch.testing.assert_close(v, ref[k])
+    # without keep_init the fine-tuned weights always come back
+    res2 = finetune_picker(ex, base, cfg, keep_init=False)
+    assert res2.kept == "fine-tuned" and res2.model.info["finetune_kept"] == "fine-tuned"

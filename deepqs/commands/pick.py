@@ -63,12 +63,21 @@ def add_parser(sub) -> None:
     _size_options(t)
     t.add_argument("--arch", choices=("default", "deepem"), default="default",
                    help="default: ReLU/BatchNorm CNN, cross-entropy; deepem: the published DeepEM network")
-    t.add_argument("--init", metavar="MODEL.pt", help="continue from this model (iterative retraining)")
+    t.add_argument("--init", metavar="MODEL.pt",
+                   help="fine-tune this model (iterative retraining): held-out micrographs (--val-fraction) judge it, "
+                        "the first --freeze convolutions and the BatchNorm statistics stay fixed, and the model "
+                        "itself (threshold re-chosen on the labels) is kept when it does as well on them")
+    t.add_argument("--freeze", type=int, default=4, metavar="N",
+                   help="with --init: convolutions whose weights stay fixed (0 = fine-tune all)")
+    t.add_argument("--no-keep-init", action="store_true",
+                   help="with --init: always return the fine-tuned model, even when the initial one does better "
+                        "on the held-out micrographs")
     t.add_argument("--out", required=True, metavar="MODEL.pt", help="where to write the trained model")
     t.add_argument("--epochs", type=positive_int, default=30)
     t.add_argument("--patience", type=positive_int, default=5, help="early stopping patience (epochs)")
     t.add_argument("--val-fraction", type=float, default=0.2, help="share of micrographs (or particles) held out")
-    t.add_argument("--lr", type=positive_float, default=None, help="learning rate (default 1e-3; deepem 1e-2)")
+    t.add_argument("--lr", type=positive_float, default=None,
+                   help="learning rate (default 1e-3; deepem 1e-2; with --init a tenth of these)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--checkpoint", metavar="CKPT.pt",
                    help="checkpoint written every epoch (with CKPT.pt.state: optimiser state); resumes when it exists")
@@ -220,18 +229,37 @@ def run_train(args) -> int:
         examples.append(TrainingExample(prep, c.xy, neg_xy))
     if not examples:
         raise InputError(None, f"no usable micrograph with coordinates (dropped: {dropped.counts()})")
-    lr = args.lr if args.lr is not None else (1e-2 if args.arch == "deepem" else 1e-3)
+    arch = init.net.architecture if init is not None else args.arch
+    lr = args.lr if args.lr is not None else (1e-2 if arch == "deepem" else 1e-3) * (0.1 if init is not None else 1.0)
+    if args.freeze < 0:
+        raise InputError(None, f"--freeze must be 0 or more, got {args.freeze}")
     cfg = TrainConfig(arch=args.arch, epochs=args.epochs, lr=lr, val_fraction=args.val_fraction,
                       patience=args.patience, seed=args.seed, device=str(dev), threads=args.threads)
     t0 = time.time()
     if args.mine_negatives < 0:
         raise InputError(None, f"--mine-negatives must be 0 or more, got {args.mine_negatives}")
     log = (lambda s: print(s, file=sys.stderr) if not sys.stderr.isatty() else None)
-    res = train_picker(examples, cfg, init=init, checkpoint=args.checkpoint, log=log)
     n_mined = 0
-    for r in range(args.mine_negatives):
-        from dataclasses import replace as _replace
+    kept = None
+    from dataclasses import replace as _replace
 
+    if init is not None and len(examples) >= 2 and not args.checkpoint:
+        from deepqs.picking.train import finetune_picker
+
+        fcfg = _replace(cfg, score_stride_px=init.score_stride_px, freeze_convs=args.freeze, freeze_bn_stats=True,
+                        select_by="ap")
+        fres = finetune_picker(examples, init, fcfg, mine_rounds=args.mine_negatives,
+                               mine_min_score=args.mine_min_score, keep_init=not args.no_keep_init, log=log)
+        n_mined, kept = fres.n_mined, fres.kept
+        res = fres.train
+        res.model = fres.model
+        res.threshold_source = fres.model.info.get("threshold_source", res.threshold_source)
+        print(f"fine-tuning: held-out max F2 {fres.heldout_f2}; kept the {kept} model", file=sys.stderr)
+        examples_rounds = 0
+    else:
+        res = train_picker(examples, cfg, init=init, checkpoint=args.checkpoint, log=log)
+        examples_rounds = args.mine_negatives
+    for r in range(examples_rounds):
         from deepqs.picking.train import mine_hard_negatives
 
         examples, n_new = mine_hard_negatives(res.model, examples, min_score=args.mine_min_score, device=str(dev))
@@ -254,6 +282,7 @@ def run_train(args) -> int:
         "std_range": None if res.model.std_range is None else list(res.model.std_range),
         "coordinates_outside_dropped": n_outside, "dropped": dropped.counts(), "device": str(dev),
         "hard_negatives_mined": n_mined,
+        "kept": kept,
         "seconds": round(time.time() - t0, 3),
         "final_val_loss": res.history[-1]["val_loss"] if res.history else None,
     }

@@ -43,11 +43,12 @@ import torch
 from deepqs.picking.evaluate import Match, best_f2_threshold, match_picks
 from deepqs.picking.model import PickerModel, load_model, save_model
 from deepqs.picking.networks import WindowNet, build_network
-from deepqs.picking.pick import STD_MARGIN, local_std, pick_prepared, sample_std
+from deepqs.picking.pick import STD_MARGIN, pick_prepared, sample_std
 from deepqs.picking.preprocess import PreparedMicrograph
 
 __all__ = ["TrainingExample", "TrainConfig", "TrainResult", "extract_windows", "sample_negatives", "train_picker",
-           "learn_std_range", "calibrate_threshold", "mine_hard_negatives", "state_path"]
+           "finetune_picker", "learn_std_range", "calibrate_threshold", "mine_hard_negatives", "state_path",
+           "freeze_layers"]
 
 
 @dataclass
@@ -97,6 +98,11 @@ class TrainConfig:
     #: micrographs, falls back to "loss" otherwise).  Particle-free validation micrographs count
     #: all their picks as false positives.
     select_by: str = "loss"
+    #: Fine-tuning: the first ``freeze_convs`` convolutions (and their BatchNorm layers) keep their
+    #: weights; with ``freeze_bn_stats`` every BatchNorm layer keeps its running statistics (it stays in
+    #: evaluation mode), so a few hundred labels cannot shift the features of a pretrained network.
+    freeze_convs: int = 0
+    freeze_bn_stats: bool = False
 
 
 @dataclass
@@ -345,6 +351,33 @@ def mine_hard_negatives(model: PickerModel, examples: Sequence[TrainingExample],
     return out, total
 
 
+def freeze_layers(net: WindowNet, n_convs: int) -> List[torch.nn.Module]:
+    """Fix the weights of the first ``n_convs`` convolutions of ``net`` and of the layers up to the next one
+    (BatchNorm); the last convolution (the output layer) always stays trainable.  Returns the frozen modules."""
+    frozen: List[torch.nn.Module] = []
+    n_total = sum(1 for m in net.layers if isinstance(m, torch.nn.Conv2d))
+    n_convs = min(int(n_convs), n_total - 1)
+    seen = 0
+    for m in net.layers:
+        if isinstance(m, torch.nn.Conv2d):
+            if seen >= n_convs:
+                break
+            seen += 1
+        if seen:
+            for prm in m.parameters():
+                prm.requires_grad_(False)
+            frozen.append(m)
+    return frozen
+
+
+def _set_train_mode(net: WindowNet, frozen: Sequence[torch.nn.Module], bn_stats: bool) -> None:
+    """``net.train()``, except frozen layers and (with ``bn_stats``) BatchNorm layers, which stay in eval mode."""
+    net.train()
+    for m in net.modules():
+        if (bn_stats and isinstance(m, torch.nn.modules.batchnorm._BatchNorm)) or any(m is f for f in frozen):
+            m.eval()
+
+
 def train_picker(examples: Sequence[TrainingExample], cfg: TrainConfig = TrainConfig(),
                  init: Optional[PickerModel] = None, checkpoint: Optional[str] = None,
                  log: Callable[[str], None] = lambda s: None,
@@ -395,7 +428,9 @@ def train_picker(examples: Sequence[TrainingExample], cfg: TrainConfig = TrainCo
     val_data = None
     if sum(len(e.positives) for e in val_ex):
         val_data = _epoch_data(val_ex, box, d_work, cfg, val_rng, cap=4096, all_pos=all_pos, jitter=False)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    frozen = freeze_layers(net, cfg.freeze_convs) if cfg.freeze_convs > 0 else []
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay)
     best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     best_val, best_epoch, bad, stopped = math.inf, start_epoch, 0, False
     by_ap = cfg.select_by == "ap" and by_mic and any(len(e.positives) for e in val_ex)
@@ -419,7 +454,7 @@ def train_picker(examples: Sequence[TrainingExample], cfg: TrainConfig = TrainCo
         data = _epoch_data(train_ex, box, d_work, cfg, rng, cfg.max_windows_per_epoch, all_pos=all_pos)
         x, y, w = data
         perm = torch.from_numpy(rng.permutation(len(x)))
-        net.train()
+        _set_train_mode(net, frozen, cfg.freeze_bn_stats)
         tot, n = 0.0, 0
         for i in range(0, len(x), cfg.batch_size):
             idx = perm[i:i + cfg.batch_size]
@@ -470,6 +505,8 @@ def train_picker(examples: Sequence[TrainingExample], cfg: TrainConfig = TrainCo
     if bar is not None:
         bar.close()
     net.load_state_dict(best_state)
+    for prm in net.parameters():
+        prm.requires_grad_(True)
     net.eval()
     model = PickerModel(net.cpu(), d_work, cfg.score_stride_px, std_range, 0.5)
     thr_ex = val_ex if by_mic else [TrainingExample(e.prepared, e.positives) for e in examples]
@@ -480,3 +517,84 @@ def train_picker(examples: Sequence[TrainingExample], cfg: TrainConfig = TrainCo
                        "threshold_f2": f2, "arch": net.architecture})
     return TrainResult(model, history, best_epoch, epoch, sum(len(e.positives) for e in train_ex),
                        sum(len(e.positives) for e in val_ex), source, stopped)
+
+
+@dataclass
+class FinetuneResult:
+    """What :func:`finetune_picker` produced: the kept model and how the candidates scored."""
+
+    model: PickerModel
+    kept: str                      # "fine-tuned" or "initial"
+    heldout_f2: Dict[str, float]   # max F2 at 0.5x radius on the held-out micrographs, per candidate
+    train: Optional[TrainResult]   # the last fine-tuning run (None when nothing could be fine-tuned)
+    n_mined: int
+    n_heldout_micrographs: int
+
+
+def finetune_picker(examples: Sequence[TrainingExample], init: PickerModel, cfg: TrainConfig,
+                    val_examples: Optional[Sequence[TrainingExample]] = None, mine_rounds: int = 0,
+                    mine_min_score: float = 0.1, keep_init: bool = True, threshold_on: str = "all",
+                    log: Callable[[str], None] = lambda s: None) -> FinetuneResult:
+    """Fine-tune a pretrained picker on a few labels, and keep it only if it beats the pretrained one.
+
+    Held-out micrographs: ``val_examples``, or a ``cfg.val_fraction`` share of ``examples`` (at least
+    one micrograph; needs 2 or more).  The weights are fine-tuned on the rest (``cfg``: typically a low
+    learning rate, frozen early convolutions and BatchNorm statistics, early stopping on the held-out
+    average precision), followed by ``mine_rounds`` hard-negative rounds (the model's own false positives
+    on the fully labelled training micrographs).  With ``keep_init`` the pretrained model (weights
+    unchanged) is kept instead when its max F2 at 0.5x radius on the held-out micrographs is at least as
+    high as the fine-tuned one's.  The kept model's auto threshold is then re-chosen at max F2 on
+    ``threshold_on``: "all" labelled micrographs (held-out and training ones: with a few labels one held-out
+    micrograph gives a noisy threshold, and light fine-tuning barely biases the training micrographs'
+    scores) or "heldout" ones only.  ``init`` itself is not modified.
+    """
+    if threshold_on not in ("all", "heldout"):
+        raise ValueError(f"threshold_on must be 'all' or 'heldout', got {threshold_on!r}")
+    import copy
+    from dataclasses import replace
+
+    if not examples:
+        raise ValueError("no training micrographs")
+    rng = np.random.default_rng(cfg.seed)
+    if val_examples:
+        tr, va = list(examples), list(val_examples)
+    elif len(examples) >= 2:
+        n_val = max(1, int(round(cfg.val_fraction * len(examples))))
+        idx = rng.permutation(len(examples))
+        held = set(idx[:n_val].tolist())
+        tr = [e for i, e in enumerate(examples) if i not in held]
+        va = [e for i, e in enumerate(examples) if i in held]
+    else:
+        tr, va = list(examples), []
+    if not va or sum(len(e.positives) for e in va) == 0:
+        # one micrograph: held-out particles only (train_picker's split); nothing to compare on
+        res = train_picker(examples, cfg, init=copy.deepcopy(init), log=log)
+        return FinetuneResult(res.model, "fine-tuned", {}, res, 0, 0)
+    res = train_picker(tr, cfg, init=copy.deepcopy(init), val_examples=va, log=log)
+    n_mined = 0
+    for r in range(mine_rounds):
+        tr, n_new = mine_hard_negatives(res.model, tr, min_score=mine_min_score, device=cfg.device)
+        n_mined += n_new
+        log(f"hard-negative round {r + 1}: {n_new} false positives added as negatives")
+        if n_new == 0:
+            break
+        res = train_picker(tr, replace(cfg, seed=cfg.seed + r + 1, lr=cfg.lr * 0.3), init=res.model,
+                           val_examples=va, log=log)
+    scores = {"fine-tuned": float(res.model.info.get("threshold_f2", 0.0))}
+    model, kept = res.model, "fine-tuned"
+    if keep_init:
+        base = copy.deepcopy(init)
+        _, f2_base = _auto_threshold(base, va, "cpu")
+        scores["initial"] = float(f2_base)
+        log(f"held-out max F2: fine-tuned {scores['fine-tuned']:.4f}, initial model {f2_base:.4f}")
+        if f2_base >= scores["fine-tuned"]:
+            model, kept = base, "initial"
+    if threshold_on == "all":
+        model.threshold, f2_all = _auto_threshold(model, [TrainingExample(e.prepared, e.positives)
+                                                          for e in list(tr) + list(va)], "cpu")
+        model.info.update({"threshold_source": "all labelled micrographs (training and held-out)", "threshold_f2": f2_all})
+    elif kept == "initial":
+        model.threshold, f2_v = _auto_threshold(model, va, "cpu")
+        model.info.update({"threshold_source": "held-out micrographs (weights not fine-tuned)", "threshold_f2": f2_v})
+    model.info.update({"finetune_kept": kept, "finetune_heldout_f2": scores})
+    return FinetuneResult(model, kept, scores, res, n_mined, len(va))
