@@ -34,6 +34,41 @@ def launch(project, protocol, timeout=600):
     return project.getProtocol(protocol.getObjId())
 
 
+def status_in_run_db(project, protocol):
+    """The status the protocol's own process last wrote to its run database.
+
+    Unlike ``project._updateProtocol`` this never checks whether the process is alive: that check
+    races with a process that writes "finished" and exits between the project's read of the run
+    database and its time stamp, and then marks a finished protocol as failed."""
+    from pyworkflow.protocol.protocol import getProtocolFromDb
+
+    prot = getProtocolFromDb(project.getPath(), protocol.getDbPath(), protocol.getObjId())
+    try:
+        return prot.getStatus()
+    finally:
+        prot.getProject().closeMapper()
+        prot.closeMappers()
+
+
+def wait_until_inactive(project, protocols, timeout=600, poll=1.0):
+    """Wait until none of ``protocols`` is active according to its own run database, then return
+    them synchronised into the project (a dead process that never wrote a final status is still
+    caught then: the project marks it failed)."""
+    from pyworkflow.protocol.constants import ACTIVE_STATUS
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if all(status_in_run_db(project, p) not in ACTIVE_STATUS for p in protocols):
+            break
+        time.sleep(poll)
+    out = []
+    for p in protocols:
+        p = project.getProtocol(p.getObjId())
+        project._updateProtocol(p)
+        out.append(project.getProtocol(p.getObjId()))
+    return out
+
+
 def import_volume(project, path, sampling, **kwargs):
     """Import a map file as a Scipion Volume with pwem's own import protocol."""
     from pwem.protocols import ProtImportVolumes

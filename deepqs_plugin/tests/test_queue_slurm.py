@@ -23,7 +23,7 @@ import uuid
 import pytest
 from pwem import Domain
 
-from deepqs_plugin.tests.conftest import import_volume
+from deepqs_plugin.tests.conftest import import_volume, wait_until_inactive
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, ".ci", "slurm.sh")
@@ -127,14 +127,8 @@ def _to_queue(prot, for_jobs):
 
 
 def _wait(project, prot, timeout=600):
-    """``launchProtocol`` does not wait for queued protocols: poll the project database."""
-    deadline = time.time() + timeout
-    prot = project.getProtocol(prot.getObjId())
-    while prot.isActive() and time.time() < deadline:
-        time.sleep(2)
-        project._updateProtocol(prot)   # what the GUI does: copy the status from the run's database
-        prot = project.getProtocol(prot.getObjId())
-    return prot
+    """``launchProtocol`` does not wait for queued protocols: poll the run's own database."""
+    return wait_until_inactive(project, [prot], timeout=timeout, poll=2.0)[0]
 
 
 @pytest.fixture(scope="module")

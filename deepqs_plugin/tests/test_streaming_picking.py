@@ -15,6 +15,8 @@ from pwem.protocols import ProtImportMicrographs
 from deepqs.commands.simulate import write_simulated_micrographs
 from deepqs.simulate import build_protein_model
 
+from deepqs_plugin.tests.conftest import wait_until_inactive
+
 
 def _refresh(project, prot):
     project._updateProtocol(prot)
@@ -62,12 +64,7 @@ def test_micrographs_arriving_over_time_are_each_picked_and_pruned_once(project,
         time.sleep(1)
     assert os.path.isdir(batch_dir) and os.listdir(batch_dir), "the pruning made no batch within 140 s"
     shutil.copy(data["micrographs"][2], incoming)
-    deadline = time.time() + 400
-    while time.time() < deadline:
-        imp, pick, prune = _refresh(project, imp), _refresh(project, pick), _refresh(project, prune)
-        if not imp.isActive() and not pick.isActive() and not prune.isActive():
-            break
-        time.sleep(1)
+    imp, pick, prune = wait_until_inactive(project, [imp, pick, prune], timeout=400)
     assert imp.isFinished(), imp.getErrorMessage()
     assert pick.isFinished(), pick.getErrorMessage()
     assert prune.isFinished(), prune.getErrorMessage()
