@@ -4,7 +4,7 @@ Run it in a throwaway venv with ``pip install --no-deps topaz-em==0.3.20 scikit-
 at the project venv site-packages (torch, numpy, scipy).  Pretrained Topaz (resnet16_u64, general model shipped in topaz-em 0.3.20) on cryoppp_dev valid+test.
 Preprocess as topaz does: integer downsample (Fourier), GMM normalisation; score; NMS radius = particle radius
 (downsampled px); threshold = max F2 on the valid split (same protocol as deepqs); output JSON of figures."""
-import sys, json, glob, os, time
+import sys, json, os, time
 import numpy as np, torch
 torch.set_num_threads(1)
 HERE = os.path.dirname(os.path.abspath(__file__)); sys.path.insert(0, os.path.dirname(HERE)); sys.path.insert(0, HERE)

@@ -38,7 +38,7 @@ def resolve_device(requested: Union[str, "torch.device", None] = "auto", gpus: O
     n = torch.cuda.device_count() if torch.cuda.is_available() else 0
     index = 0 if dev.index is None else dev.index
     if n == 0 or index >= n:
-        reason = (f"no CUDA GPU is visible" if n == 0 else f"GPU {index} is not visible ({n} visible)")
+        reason = ("no CUDA GPU is visible" if n == 0 else f"GPU {index} is not visible ({n} visible)")
         if strict:
             raise InputError(None, f"--device {name}: {reason}")
         message = f"warning: --device {name} asked for a GPU but {reason}; running on the CPU (slower)"

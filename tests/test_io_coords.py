@@ -1,7 +1,6 @@
 """deepqs.io.coords: particle coordinate formats, the y-flip rule and the on-density check."""
 
 import csv
-import os
 
 import numpy as np
 import pytest

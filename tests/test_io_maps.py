@@ -1,7 +1,6 @@
 """deepqs.io.maps: MRC/CCP4 reading conventions, writers, bad files and real header edge cases."""
 
 import json
-import os
 import warnings
 
 import mrcfile

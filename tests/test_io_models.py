@@ -1,7 +1,6 @@
 """deepqs.io.models: reading PDB/mmCIF, per-atom arrays, score columns, map/model register."""
 
 import gzip
-import os
 
 import gemmi
 import mrcfile

@@ -1,7 +1,6 @@
 """The distribution: wheel contents, entry points, and an engine free of Scipion imports."""
 
 import ast
-import os
 import subprocess
 import sys
 import zipfile

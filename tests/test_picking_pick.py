@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from deepqs.errors import InputError
 from deepqs.picking.model import PickerModel

@@ -143,7 +143,6 @@ def predict_localq(mapdata: MapData, mask: Union[None, np.ndarray, MapData] = No
     InputError
         Empty mask, mask on another grid, missing weights, CUDA asked for but absent.
     """
-    import torch
     from deepqs.localq.normalise import normalise_map
     from deepqs.localq.resample import resample_onto, resample_to_spacing
     from deepqs.localq.calibration import apply_calibration, calibration_from_header

@@ -34,7 +34,7 @@ import torch
 
 from deepqs.errors import InputError
 from deepqs.io.atomic import atomic_output
-from deepqs.localq.dataset import LocalQDataset, central_crop
+from deepqs.localq.dataset import LocalQDataset
 from deepqs.localq.network import ARCHITECTURE, DEFAULT_CONFIG, LocalQUNet
 
 __all__ = ["TrainConfig", "TrainReport", "masked_mse", "train_localq", "PairsDataset", "read_pairs",

@@ -4,7 +4,6 @@ import configparser
 import json
 import os
 
-import pytest
 from pwem import Domain
 
 import deepqs_plugin

@@ -1,8 +1,6 @@
 """DeepQs prediction protocol, headless, with the shipped weights on a simulated map."""
 
-import os
 
-import mrcfile
 import numpy as np
 import pytest
 from pwem import Domain

@@ -9,7 +9,7 @@ import pytest
 from pwem import Domain
 from pwem.protocols import ProtImportPdb
 
-from deepqs.io import atoms_from_structure, read_map, write_map, write_model
+from deepqs.io import atoms_from_structure, write_map, write_model
 from deepqs.io.weights import load_weights
 from deepqs.simulate import build_protein_model, simulate_map
 from deepqs_plugin.tests.conftest import import_volume, launch

@@ -1,6 +1,5 @@
 """The map-statistics protocol, run headless in a real Scipion project."""
 
-import json
 import os
 
 import numpy as np

@@ -1,7 +1,5 @@
 """The Q-score protocol and its viewers, headless, on a simulated map and model."""
 
-import json
-import os
 
 import gemmi
 import numpy as np

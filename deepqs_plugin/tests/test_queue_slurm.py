@@ -14,7 +14,6 @@ They skip (with the reason) when not root or when SLURM cannot start; with
 """
 
 import glob
-import json
 import os
 import subprocess
 import time
@@ -133,7 +132,6 @@ def _wait(project, prot, timeout=600):
 
 @pytest.fixture(scope="module")
 def volume(queue_project, tmp_path_factory):
-    import numpy as np
     from deepqs.io import atoms_from_structure, write_map
     from deepqs.simulate import build_protein_model, simulate_map
 

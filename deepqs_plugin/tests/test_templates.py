@@ -2,7 +2,6 @@
 simulated data, loads into a project and runs headless to the end."""
 
 import numpy as np
-import pytest
 from pwem import Domain
 
 import deepqs_plugin
