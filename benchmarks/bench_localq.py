@@ -8,7 +8,7 @@ Prints (and with --json writes):
   |median predicted - median true| over atoms;
 * simulated maps of held-out structures (the validation split of training: same split rule,
   seed 0; never the training structures) per resolution bin 2-3, 3-4, 4-6, 6-8 Å, ``--sim K``
-  maps per bin (default 4; each a 48³ crop around a random atom of a different held-out
+  maps per bin (default 16; each a 48³ crop around a random atom of a different held-out
   structure, at R ~ U(bin), with the training data's random variants, seeds ``[99, lo, j]``):
   per map the per-residue Pearson r and |median predicted - median true Q| over atoms; the
   table gives their mean (and worst) over the bin's maps, the signed median gap and how many
@@ -168,7 +168,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--tile", type=int, default=None)
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--sim", type=int, default=4, help="simulated maps per resolution bin (0: skip)")
+    ap.add_argument("--sim", type=int, default=16,
+                    help="simulated maps per resolution bin (0: skip)")
     ap.add_argument("--no-real", action="store_true", help="skip the real-map check")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--json", default=None)
