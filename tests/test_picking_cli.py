@@ -141,6 +141,27 @@ def test_png_micrographs_without_pixel_size(data, tmp_path, capsys):
     rc = main(["pick", "run", "--model", str(model), "--micrographs", str(tmp_path / "mic3.png"), "--diameter-px", "26",
                "--out-dir", str(tmp_path / "o"), "--threads", "1", "--device", "cpu"])
     assert rc == 0 and len(read_coordinates(tmp_path / "o" / "mic3.csv")) > 0
+    assert "8-bit" not in capsys.readouterr().err          # a model of the user's own: no note
+
+
+def test_shipped_model_on_8bit_images_says_to_retrain(data, tmp_path, capsys):
+    import json
+    import os
+
+    import deepqs.picking as picking
+    from PIL import Image
+
+    if not os.path.exists(picking.DEFAULT_MODEL):
+        pytest.skip("no shipped picking model in this checkout")
+    d, ms, mics, coords, model = data
+    img = ms[3].image
+    Image.fromarray(np.clip((img - img.mean()) / img.std() * 40 + 128, 0, 255).astype(np.uint8)).save(tmp_path / "m.png")
+    rc = main(["pick", "run", "--micrographs", str(tmp_path / "m.png"), "--diameter-px", "26", "--out-dir",
+               str(tmp_path / "o"), "--threads", "1", "--device", "cpu", "--json", str(tmp_path / "s.json")])
+    assert rc == 0
+    assert "deepqs pick train --init" in capsys.readouterr().err
+    notes = json.load(open(tmp_path / "s.json"))["notes"]
+    assert len(notes) == 1 and "8-bit" in notes[0]
 
 
 def test_shipped_model_is_used_by_default(data, tmp_path):
