@@ -30,7 +30,19 @@ Prints a markdown table (the "Particle pruning" section of docs/benchmarks.md) a
    lr 2e-3, all labels used for training (no validation split: with 10 validation boxes per class the early
    stopping picked near-random epochs and its noise swamped any loss effect), threshold 0.5.  Prints the mean
    paired difference (multi − CE), its standard error and the sign count, for good-vs-bad and 3-class accuracy.
-6. **Throughput** of :func:`deepqs.pruning.predict.predict_proba` on 64 × 64 boxes (1 and 2 threads).
+6. **Few-label fine-tuning, paired, real boxes** (``--parts fewlabel-ft``; pre-registered protocol): the shipped
+   model fine-tuned with the ``deepqs prune train`` defaults (:func:`cli_finetune`: 30 epochs of 1,024
+   class-balanced boxes, 5 with the backbone frozen, patience 8, 20 % validation, lr 3e-4, backbone 0.1 × lr,
+   pretrained weights kept when no epoch lowers the validation loss) on ``--ft-counts`` good and bad labels
+   (default 10 and 20 per class), each variant of ``--ft-variants`` (``FT_VARIANTS``) against cross-entropy alone on
+   the same draw and seed.  Boxes: the cryoppp_dev **test** split (``cryoppp_boxes(seed=7)``; the train and valid
+   splits trained and thresholded the shipped model), split by micrograph into a DEV pool (2 micrographs per EMPIAR
+   set) and a TEST pool (the other 3) with ``default_rng(2026)`` (:func:`ft_pools`).  Draw ``r`` takes the labels
+   from ``--ft-pool`` with ``default_rng(9000 + r)`` (TEST; DEV: ``8000 + r``), trains with seed ``r``, and scores
+   the rest of that pool at the fine-tuned model's threshold.  The labelled boxes get one group per class (one
+   file per class in the CLI, so a stratified validation split).  Prints the mean paired macro-F1 and accuracy
+   difference (variant − CE) ± its standard error, the sign counts and the pretrained model's own figures.
+7. **Throughput** of :func:`deepqs.pruning.predict.predict_proba` on 64 × 64 boxes (1 and 2 threads).
 """
 
 from __future__ import annotations
@@ -57,6 +69,14 @@ from deepqs.pruning.train import TrainConfig, train_classifier  # noqa: E402
 
 MULTI = LossWeights(1.0, 1.0, 1.0, gamma=2.0, temperature=0.2)   # = LossWeights(), tuned on simulated validation
 CE = LossWeights(1.0, 0.0, 0.0)
+#: Variants of the ``fewlabel-ft`` part (each against ``CE``); "supcon0.1" was frozen on the DEV pool.
+FT_VARIANTS = {
+    "supcon0.1": LossWeights(1.0, 0.0, 0.1, temperature=0.2),
+    "supconproj0.3": LossWeights(1.0, 0.0, 0.3, temperature=0.1, proj_dim=32),
+    "centre0.3": LossWeights(1.0, 0.0, 0.0, centre=0.3),
+    "focal": LossWeights(1.0, 1.0, 0.0, gamma=2.0),
+    "default": LossWeights(),
+}
 
 
 def few_labels(data: LabelledBoxes, n: int, rng: np.random.Generator) -> LabelledBoxes:
@@ -74,6 +94,37 @@ def finetune(model, labelled, loss, seed, epochs, scratch=False):
     res = train_classifier(labelled, cfg, init=None if scratch else model)
     res.model.info["bench_best_epoch"] = res.best_epoch
     return res.model
+
+
+def cli_finetune(model, labelled: LabelledBoxes, loss: LossWeights, seed: int):
+    """Fine-tuning with the ``deepqs prune train`` defaults (30 epochs, 5 frozen, patience 8, val 0.2, lr 3e-4,
+    backbone 0.1 × lr, 1,024 boxes per epoch); returns the :class:`TrainResult`."""
+    cfg = TrainConfig(epochs=30, lr=3e-4, val_fraction=0.2, patience=8, freeze_epochs=5, backbone_lr_factor=0.1,
+                      samples_per_epoch=1024, seed=seed, loss=loss)
+    return train_classifier(labelled, cfg, init=model)
+
+
+def ft_pools(real: LabelledBoxes, n_dev: int = 2, seed: int = 2026):
+    """(DEV, TEST) pools of the ``fewlabel-ft`` part: per EMPIAR set (in the order 10028, 10059, 10947),
+    ``default_rng(seed).permutation`` of its micrographs, the first ``n_dev`` to DEV, the rest to TEST."""
+    from deepqs.pruning.real import cryoppp_micrographs
+
+    mics = cryoppp_micrographs()
+    rng = np.random.default_rng(seed)
+    dev = []
+    for ds in dict.fromkeys(m[0] for m in mics):                  # per EMPIAR set
+        g = np.array([i for i, m in enumerate(mics) if m[0] == ds])
+        dev.extend(g[rng.permutation(g.size)[:n_dev]].tolist())
+    in_dev = np.isin(real.group, dev)
+    return real.select(np.nonzero(in_dev)[0]), real.select(np.nonzero(~in_dev)[0])
+
+
+def ft_draw(pool: LabelledBoxes, n: int, rng: np.random.Generator):
+    """(``n`` good + ``n`` bad labels with one group per class, the rest of ``pool``)."""
+    idx = np.sort(np.concatenate([rng.choice(np.nonzero(pool.labels == c)[0], n, replace=False) for c in (0, 1)]))
+    few = pool.select(idx)
+    return (LabelledBoxes(few.boxes, few.labels, few.labels.copy()),
+            pool.select(np.setdiff1d(np.arange(len(pool)), idx)))
 
 
 def few_labels_counts(data: LabelledBoxes, counts, rng: np.random.Generator) -> LabelledBoxes:
@@ -107,6 +158,35 @@ def scores(model, test: LabelledBoxes, tta: bool = False, adaptive: bool = False
     rep["accuracy_3class"] = float(np.mean(p.argmax(1) == test.labels))
     rep["best_epoch"] = float(model.info.get("bench_best_epoch", -1))
     return rep
+
+
+def fewlabel_ft(model, args, log):
+    """The ``fewlabel-ft`` part (module doc, item 6); None without the shared data."""
+    real = cryoppp_boxes(splits=("test",), seed=7)
+    if real is None:
+        log("shared/data not found: fewlabel-ft skipped")
+        return None
+    dev, test = ft_pools(real)
+    pool = dev if args.ft_pool == "dev" else test
+    base = 8000 if args.ft_pool == "dev" else 9000
+    variants = [v for v in args.ft_variants.split(",") if v]
+    out = {"pool": args.ft_pool, "pool_counts": pool.counts(), "variants": {v: FT_VARIANTS[v].as_dict() for v in variants},
+           "counts": {}}
+    metrics = ("accuracy", "macro_f1", "balanced_accuracy", "threshold", "best_epoch")
+    for n in [int(x) for x in args.ft_counts.split(",")]:                 # labels per class
+        rows = {k: [] for k in ["zero_shot", "ce"] + variants}
+        for r in range(args.repeats):                                      # label draws, same for every loss
+            few, held = ft_draw(pool, n, np.random.default_rng(base + r))
+            rows["zero_shot"].append(scores(model, held))
+            for k in ["ce"] + variants:
+                fit = cli_finetune(model, few, CE if k == "ce" else FT_VARIANTS[k], r)
+                fit.model.info["bench_best_epoch"] = fit.best_epoch
+                rows[k].append(scores(fit.model, held))
+            log(f"fewlabel-ft {n}/class draw {r + 1}/{args.repeats}: " + ", ".join(
+                f"{k} F1 {v[-1]['macro_f1']:.4f}" + ("" if k == "zero_shot" else f" (epoch {int(v[-1]['best_epoch'])})")
+                for k, v in rows.items()))
+        out["counts"][str(n)] = {k: {m: [float(x[m]) for x in v] for m in metrics} for k, v in rows.items()}
+    return out
 
 
 def throughput(model, threads: int, n: int = 8192, tta: bool = False) -> dict:
@@ -165,11 +245,16 @@ def main(argv=None) -> int:
     ap.add_argument("--labels", type=int, default=50, help="labels per class")
     ap.add_argument("--few-counts", default="50,50,50;50,50,10",
                     help="fewlabel part: ';'-separated particle,ice,carbon label counts")
+    ap.add_argument("--ft-counts", default="10,20", help="fewlabel-ft part: good and bad labels per draw")
+    ap.add_argument("--ft-pool", default="test", choices=("dev", "test"), help="fewlabel-ft part: micrograph pool")
+    ap.add_argument("--ft-variants", default="supcon0.1",
+                    help=f"fewlabel-ft part: comma-separated variants vs CE, of {', '.join(FT_VARIANTS)}")
     ap.add_argument("--parts", default="sim,simce,scratch,real,realce,ucsf,speed",
                     help="comma-separated parts: sim (zero-shot + multi-loss fine-tuning), simce (CE-only "
                          "fine-tuning), scratch (both losses without pretraining), real, realce (CE-only on the "
                          "real boxes), ucsf, speed, fewlabel (paired multi-loss vs CE from scratch, "
-                         "not in the default list)")
+                         "not in the default list), fewlabel-ft (paired loss variants vs CE, fine-tuning on few "
+                         "real labels, not in the default list)")
     ap.add_argument("--micrographs", type=int, default=40, help="simulated micrographs per set (label pool, test)")
     ap.add_argument("--json-out", default=None, help="also write the results here")
     ap.add_argument("--cache", default=None, metavar="DIR", help="keep/reuse the simulated sets here (.npz)")
@@ -209,6 +294,8 @@ def main(argv=None) -> int:
                 log(f"fewlabel {spec} draw {r + 1}/{args.repeats}: " + ", ".join(
                     f"{k} acc {v[-1]['accuracy']:.3f}" for k, v in rows.items()))
             res["fewlabel"][spec] = {k: {m: [float(x[m]) for x in v] for m in v[0]} for k, v in rows.items()}
+    if "fewlabel-ft" in parts:
+        res["fewlabel_ft"] = fewlabel_ft(model, args, log)
     if "real" in parts:
         real = cryoppp_boxes(splits=("test",), seed=7)
         if real is not None:
@@ -258,8 +345,9 @@ def _ms(v):
 
 def print_table(res: dict) -> None:
     n = res["labels_per_class"]
-    print("| setting | accuracy | macro-F1 | balanced accuracy | F1 good | 3-class accuracy | 3-class macro-F1 |")
-    print("|---|---|---|---|---|---|---|")
+    if any(k in res for k in ("sim_zero_shot", "sim_few_labels", "real_old_labels_zero_shot", "real_cryoppp_test")):
+        print("| setting | accuracy | macro-F1 | balanced accuracy | F1 good | 3-class accuracy | 3-class macro-F1 |")
+        print("|---|---|---|---|---|---|---|")
 
     def row(label, v, three=True):
         extra = f"{_ms(v['accuracy_3class'])} | {_ms(v['macro_f1_3class'])}" if three else "– | –"
@@ -303,6 +391,27 @@ def print_table(res: dict) -> None:
                 p = paired_summary(v["multi"][m], v["ce"][m])
                 print(f"| {spec.replace(',', '/')} | {name} | {p['n']} | {p['mean_a']:.3f} | {p['mean_b']:.3f} | "
                       f"{p['diff']:+.4f} | {p['se']:.4f} | {p['a_better']} / {p['b_better']} |")
+    ft = res.get("fewlabel_ft")
+    if ft:
+        print(f"\nFew real labels, fine-tuning with the `deepqs prune train` defaults, variant vs CE alone on the same "
+              f"draws ({ft['pool']} pool, {ft['pool_counts'][0]} good / {ft['pool_counts'][1]} bad; good-vs-bad at the "
+              f"model's threshold; diff = variant − CE ± s.e.; signs = variant better / CE better / tie):\n")
+        print("| labels per class | variant | draws | macro-F1 variant | macro-F1 CE | macro-F1 diff | signs | "
+              "accuracy variant | accuracy CE | accuracy diff | signs | zero-shot macro-F1 / accuracy | "
+              "CE kept epoch 0 / <= 5 |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for n, v in ft["counts"].items():
+            ep = np.asarray(v["ce"]["best_epoch"])
+            for k in v:
+                if k in ("ce", "zero_shot"):
+                    continue
+                f = paired_summary(v[k]["macro_f1"], v["ce"]["macro_f1"])
+                a = paired_summary(v[k]["accuracy"], v["ce"]["accuracy"])
+                print(f"| {n} | {k} | {f['n']} | {f['mean_a']:.4f} | {f['mean_b']:.4f} | {f['diff']:+.4f} ± {f['se']:.4f} | "
+                      f"{f['a_better']} / {f['b_better']} / {f['n'] - f['a_better'] - f['b_better']} | {a['mean_a']:.4f} | "
+                      f"{a['mean_b']:.4f} | {a['diff']:+.4f} ± {a['se']:.4f} | {a['a_better']} / {a['b_better']} / "
+                      f"{a['n'] - a['a_better'] - a['b_better']} | {np.mean(v['zero_shot']['macro_f1']):.4f} / "
+                      f"{np.mean(v['zero_shot']['accuracy']):.4f} | {int((ep == 0).sum())} / {int((ep <= 5).sum())} |")
     u = res.get("ucsf_autopicks")
     if u:
         print(f"\nReal autopicks beside carbon (ucsf_stack_1142, zero-shot, box 80 px): "

@@ -13,7 +13,7 @@ from deepqs.pruning.metrics import (binary_report, estimate_good_fraction, expec
 from deepqs.pruning.model import PruningModel, save_model
 from deepqs.pruning.network import build_network
 from deepqs.pruning.predict import predict_proba, prune, resolve_threshold
-from deepqs.pruning.real import cryoppp_boxes, cryoppp_root, mask_fraction
+from deepqs.pruning.real import cryoppp_boxes, cryoppp_micrographs, cryoppp_root, mask_fraction
 from deepqs.pruning.simulated import LabelledBoxes
 from deepqs.pruning.train import TrainConfig, train_classifier
 
@@ -111,6 +111,8 @@ def test_real_bad_boxes_hold_no_annotated_particle():
     per_mic = [int(np.sum((strict.group == g) & (strict.labels == 1))) for g in (0, 1)]
     assert per_mic == [0, 60]           # dense 10947: no empty place at all; sparse 10028: plenty
     assert strict.boxes.shape[1:] == (64, 64) and np.unique(strict.group).size == 2
+    mics = cryoppp_micrographs(datasets=("10947", "10028"), splits=("valid",))     # group g = micrograph g
+    assert [m[0] for m in mics] == ["10947", "10028"] and all(m[1] == "valid" for m in mics)
 
 
 def test_cli_run_tta_and_adaptive(tmp_path, capsys):

@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from deepqs.pruning.boxes import extract_boxes, read_image
 from deepqs.pruning.simulated import LabelledBoxes, concat
 
-__all__ = ["SHARED_DATA", "CRYOPPP_DIAMETER_PX", "cryoppp_root", "cryoppp_boxes", "mask_fraction"]
+__all__ = ["SHARED_DATA", "CRYOPPP_DIAMETER_PX", "cryoppp_root", "cryoppp_micrographs", "cryoppp_boxes",
+           "mask_fraction"]
 
 SHARED_DATA = os.environ.get("DEEPQS_SHARED_DATA",
                              os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -41,6 +42,23 @@ def cryoppp_root() -> Optional[str]:
     """The cryoppp_dev folder, or None when the shared data are not there."""
     root = os.path.normpath(os.path.join(SHARED_DATA, "picking", "cryoppp_dev"))
     return root if os.path.isdir(root) else None
+
+
+def cryoppp_micrographs(datasets: Sequence[str] = ("10028", "10059", "10947"),
+                        splits: Sequence[str] = ("test",)) -> List[Tuple[str, str, str]]:
+    """``(EMPIAR id, split, stem)`` of each micrograph in the order :func:`cryoppp_boxes` numbers its ``group``s
+    (item ``g`` is group ``g``); empty without the data."""
+    root = cryoppp_root()
+    if root is None:
+        return []
+    out = []
+    for ds in datasets:
+        for split in splits:
+            for img_path in sorted(glob.glob(os.path.join(root, ds, split, "images", "*.png"))):
+                stem = os.path.splitext(os.path.basename(img_path))[0]
+                if os.path.exists(os.path.join(root, ds, split, "coords", stem + ".csv")):
+                    out.append((ds, split, stem))
+    return out
 
 
 def _read_mask(path: str, shape) -> Optional[np.ndarray]:
