@@ -90,7 +90,7 @@ def finetune(model, labelled, loss, seed, epochs, scratch=False):
     """The ``deepqs prune train`` schedule (fine-tuning) or plain training from scratch (``scratch``)."""
     cfg = TrainConfig(epochs=epochs, lr=3e-4 if not scratch else 2e-3, freeze_epochs=0 if scratch else min(5, epochs // 3),
                       backbone_lr_factor=1.0 if scratch else 0.1, samples_per_epoch=1024, patience=8, seed=seed,
-                      loss=loss, val_fraction=0.2)
+                      loss=loss, val_fraction=0.2, min_val_per_class=0)   # the schedule itself (no few-label guard)
     res = train_classifier(labelled, cfg, init=None if scratch else model)
     res.model.info["bench_best_epoch"] = res.best_epoch
     return res.model
@@ -98,9 +98,11 @@ def finetune(model, labelled, loss, seed, epochs, scratch=False):
 
 def cli_finetune(model, labelled: LabelledBoxes, loss: LossWeights, seed: int):
     """Fine-tuning with the ``deepqs prune train`` defaults (30 epochs, 5 frozen, patience 8, val 0.2, lr 3e-4,
-    backbone 0.1 × lr, 1,024 boxes per epoch); returns the :class:`TrainResult`."""
+    backbone 0.1 × lr, 1,024 boxes per epoch) but without the CLI's few-label guard (``min_val_per_class`` 0:
+    with 10-20 labels per class the CLI now keeps the pretrained model untouched), so that the schedule itself
+    is measured; returns the :class:`TrainResult`."""
     cfg = TrainConfig(epochs=30, lr=3e-4, val_fraction=0.2, patience=8, freeze_epochs=5, backbone_lr_factor=0.1,
-                      samples_per_epoch=1024, seed=seed, loss=loss)
+                      samples_per_epoch=1024, seed=seed, loss=loss, min_val_per_class=0)
     return train_classifier(labelled, cfg, init=model)
 
 

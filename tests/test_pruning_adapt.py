@@ -84,14 +84,15 @@ def test_fine_tuning_keeps_the_pretrained_model_when_it_does_not_help():
     base = train_classifier(_dots(30, 0), TrainConfig(epochs=3, lr=3e-3, samples_per_epoch=256, batch_size=64,
                                                       network=tiny, seed=0))
     base.model.threshold = 0.37
-    cfg = TrainConfig(epochs=2, lr=1e-9, freeze_epochs=2, samples_per_epoch=64, batch_size=32, network=tiny, seed=1)
+    cfg = TrainConfig(epochs=2, lr=1e-9, freeze_epochs=2, samples_per_epoch=64, batch_size=32, network=tiny, seed=1,
+                      min_val_per_class=0)
     ft = train_classifier(_dots(10, 1), cfg, init=base.model)           # a learning rate too small to matter
     assert ft.best_epoch == 0 and ft.validation["best_epoch"] == 0
     assert all(torch.equal(a, b) for a, b in zip(ft.model.net.state_dict().values(),
                                                  base.model.net.state_dict().values()))
     assert ft.model.threshold == pytest.approx(0.37) and "pretrained" in ft.model.threshold_rule
     off = train_classifier(_dots(10, 1), TrainConfig(**{**cfg.__dict__, "keep_init": False}), init=base.model)
-    assert off.best_epoch >= 1 and off.model.threshold == 0.5
+    assert off.best_epoch >= 1 and off.model.threshold == pytest.approx(0.37)   # too few boxes to choose one
 
 
 def test_mask_fraction():

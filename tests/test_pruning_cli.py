@@ -11,7 +11,7 @@ import torch
 from deepqs.cli import main
 from deepqs.io import Coordinates, read_coordinates, read_stack, write_coordinates, write_micrograph, write_stack
 from deepqs.pruning.boxes import read_particle_boxes
-from deepqs.pruning.model import DEFAULT_MODEL, PruningModel, save_model
+from deepqs.pruning.model import DEFAULT_MODEL, PruningModel, load_model, save_model
 from deepqs.pruning.network import build_network
 from deepqs.io.models import atoms_from_structure
 from deepqs.simulate import build_protein_model
@@ -123,8 +123,19 @@ def test_train_cli(data, capsys):
                "--bad", str(d / "mic0.star"), "--init", str(model), "--epochs", "2", "--freeze-epochs", "1",
                "--samples-per-epoch", "64", "--threads", "1", "--out", str(out), "--json"])
     assert rc == 0
+    captured = capsys.readouterr()
+    s = json.loads(captured.out)
+    assert s["n_good"] == len(xy) and s["n_bad"] == len(xy) and out.exists()
+    # a few labels per class: too few held-out boxes to judge fine-tuning -> the pretrained model, untouched
+    assert s["epochs_run"] == 0 and s["fine_tuned"] is False and "too few" in s["skipped"]
+    assert "--min-val-per-class 0" in captured.err
+    assert load_model(out).threshold == pytest.approx(load_model(model).threshold)
+    rc = main(["prune", "train", "--micrographs", str(d / "mic0.mrc"), "--box", "40", "--good", str(d / "mic0.box"),
+               "--bad", str(d / "mic0.star"), "--init", str(model), "--epochs", "2", "--freeze-epochs", "1",
+               "--samples-per-epoch", "64", "--threads", "1", "--out", str(out), "--json", "--min-val-per-class", "0"])
+    assert rc == 0
     s = json.loads(capsys.readouterr().out)
-    assert s["n_good"] == len(xy) and s["n_bad"] == len(xy) and s["epochs_run"] == 2 and out.exists()
+    assert s["epochs_run"] == 2 and s["fine_tuned"] is True and s["skipped"] is None
     rc = main(["prune", "train", "--good", str(d / "parts.star"), "--bad", str(d / "parts.mrcs"), "--init", "none",
                "--epochs", "1", "--samples-per-epoch", "32", "--threads", "1", "--out", str(d / "scratch.pt")])
     assert rc == 0 and (d / "scratch.pt").exists()

@@ -67,11 +67,11 @@ def test_tiny_training_learns_and_is_deterministic():
     # fine-tune on 10 labels per class with a frozen-then-unfrozen schedule
     few = separable(10, 3)
     ft = train_classifier(few, TrainConfig(epochs=3, freeze_epochs=2, backbone_lr_factor=0.3, samples_per_epoch=192,
-                                           batch_size=64, seed=1, network=TINY), init=res.model)
+                                           batch_size=64, seed=1, network=TINY, min_val_per_class=0), init=res.model)
     assert ft.history[0]["frozen_backbone"] and ft.history[1]["frozen_backbone"]
     assert not ft.history[2]["frozen_backbone"]
-    # too few validation boxes for a tuned threshold: 0.5, or the pretrained one when its weights were kept
-    assert ft.model.threshold == (0.5 if ft.best_epoch > 0 else res.model.threshold)
+    # too few validation boxes for a tuned threshold: the pretrained one
+    assert ft.model.threshold == res.model.threshold and ft.skipped is None
     pred = prune(ft.model, test.boxes, threshold=0.5)
     good = test.labels == 0
     assert np.mean(pred.kept == good) >= 0.9
@@ -95,3 +95,27 @@ def test_workers_do_not_change_the_result():
     a = train_classifier(data, cfg)
     b = train_classifier(data, TrainConfig(**{**cfg.__dict__, "num_workers": 1}))
     assert all(torch.equal(x, y) for x, y in zip(a.model.net.state_dict().values(), b.model.net.state_dict().values()))
+
+
+def test_too_few_validation_boxes_keep_the_pretrained_model():
+    data = separable(40, 2)
+    base = train_classifier(data, TrainConfig(epochs=1, samples_per_epoch=128, network=TINY, seed=0))
+    base.model.threshold = 0.41
+    logs = []
+    def per_class_files(d):                                  # as 'deepqs prune train' gives it: a group per class
+        return LabelledBoxes(d.boxes, d.labels, d.labels.copy())
+
+    few = per_class_files(separable(10, 6))                  # 2 validation boxes per class at val_fraction 0.2
+    ft = train_classifier(few, TrainConfig(epochs=2, freeze_epochs=1, samples_per_epoch=64, network=TINY, seed=0),
+                          init=base.model, log=logs.append)
+    assert ft.skipped and "too few" in ft.skipped and ft.history == [] and ft.best_epoch == 0
+    assert any("too few" in line for line in logs)
+    assert all(torch.equal(a, b) for a, b in zip(ft.model.net.state_dict().values(),
+                                                 base.model.net.state_dict().values()))
+    assert ft.model.threshold == 0.41 and ft.model.info["training"]["skipped"] == ft.skipped
+    assert ft.n_val == len(few) - ft.n_train and 0 < ft.n_val and 0 <= ft.validation["accuracy"] <= 1
+    # enough validation boxes (10 per class): fine-tuning runs
+    more = per_class_files(separable(50, 7))
+    ok = train_classifier(more, TrainConfig(epochs=1, freeze_epochs=1, samples_per_epoch=64, network=TINY, seed=0),
+                          init=base.model)
+    assert ok.skipped is None and len(ok.history) == 1

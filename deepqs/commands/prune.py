@@ -69,9 +69,12 @@ def add_parser(sub) -> None:
 
     t = ps.add_parser("train", help="fine-tune (or train) a pruning classifier on labelled boxes",
                       description="Fine-tune the shipped pretrained classifier (or --init MODEL.pt) on a few labelled "
-                                  "boxes per class (10-100 are enough): first the head alone with the backbone frozen "
+                                  "boxes per class: first the head alone with the backbone frozen "
                                   "(--freeze-epochs), then everything at a low learning rate; when no epoch lowers the "
-                                  "validation loss below the pretrained model's, the pretrained model is kept.  "
+                                  "validation loss below the pretrained model's, the pretrained model is kept.  The "
+                                  "held-out boxes must be enough to judge that: with fewer than --min-val-per-class "
+                                  "per class (about 50 labels per class at the default settings) nothing is trained "
+                                  "and the pretrained model is written unchanged.  "
                                   "--good/--bad/--carbon take particle stacks "
                                   "(.mrcs/.mrc) or RELION particle .star files, or, with --micrographs and --box, "
                                   "coordinate files.  --bad is the ice/contamination class, --carbon the carbon/edge "
@@ -93,6 +96,10 @@ def add_parser(sub) -> None:
     t.add_argument("--freeze-epochs", type=int, default=5, help="first epochs training the head only (fine-tuning)")
     t.add_argument("--patience", type=positive_int, default=8, help="early stopping patience (epochs)")
     t.add_argument("--val-fraction", type=_fraction, default=0.2, help="share of the boxes of each class held out")
+    t.add_argument("--min-val-per-class", type=int, default=10, metavar="N",
+                   help="fine-tuning: with fewer held-out boxes than this in a class the pretrained model is kept "
+                        "unchanged (on real data, fine-tuning judged on 2-4 boxes per class did worse than no "
+                        "fine-tuning); about 5 x N labels per class are needed; 0 always fine-tunes")
     t.add_argument("--lr", type=positive_float, default=None,
                    help="learning rate of the head (default 3e-4 when fine-tuning, 2e-3 from scratch)")
     t.add_argument("--backbone-lr-factor", type=positive_float, default=0.1,
@@ -198,6 +205,8 @@ def run_train(args) -> int:
         raise InputError(None, "--box is for coordinate files; give --micrographs too (stacks have their own box size)")
     if args.freeze_epochs < 0:
         raise InputError(None, f"--freeze-epochs must be 0 or more, got {args.freeze_epochs}")
+    if args.min_val_per_class < 0:
+        raise InputError(None, f"--min-val-per-class must be 0 or more, got {args.min_val_per_class}")
     init = None if (args.init or "").lower() == "none" else load_model(args.init)
     size = init.box_size if init is not None else 64
     data = concat([_labelled_boxes(args, list(files), k, size)
@@ -214,7 +223,7 @@ def run_train(args) -> int:
                       freeze_epochs=args.freeze_epochs if init is not None else 0,
                       backbone_lr_factor=args.backbone_lr_factor if init is not None else 1.0,
                       samples_per_epoch=args.samples_per_epoch, seed=args.seed, threads=args.threads,
-                      num_workers=max(0, args.workers),
+                      num_workers=max(0, args.workers), min_val_per_class=args.min_val_per_class,
                       loss=LossWeights(ce=cw[0], focal=cw[1], supcon=cw[2]))
     t0 = time.time()
     log = (lambda s: print(s, file=sys.stderr)) if args.json != "-" or not sys.stderr.isatty() else None
@@ -227,7 +236,11 @@ def run_train(args) -> int:
                "threshold": float(res.model.threshold), "threshold_rule": res.model.threshold_rule,
                "validation": {k: float(v) for k, v in res.validation.items()},
                "init": None if init is None else os.path.abspath(args.init) if args.init else "shipped",
+               "fine_tuned": res.skipped is None, "skipped": res.skipped,
                "seconds": round(time.time() - t0, 2)}
+    if res.skipped:
+        _warn(res.skipped + f" (label more boxes, about {5 * args.min_val_per_class} per class, or pass "
+              "--min-val-per-class 0 to fine-tune anyway)")
     if args.json is None:
         v = res.validation
         extra = f", validation accuracy {v['accuracy']:.3f}" if v else ""

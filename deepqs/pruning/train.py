@@ -16,9 +16,14 @@ One function, :func:`train_classifier`, does both:
   validation loss is "epoch 0" of the early stopping, so when no fine-tuning epoch does better on
   the validation labels the pretrained weights (and threshold) are returned unchanged: with few
   labels fine-tuning can then not make the model worse on them (``best_epoch`` 0);
+* **too few labels to judge** (fine-tuning, ``keep_init`` True, a validation split asked for): when a
+  labelled class has fewer than ``min_val_per_class`` validation boxes, nothing is trained and the pretrained model is returned
+  unchanged (``skipped`` says why).  On real boxes (cryoppp_dev, 10 and 20 labels per class, i.e. 2 and
+  4 validation boxes per class) early stopping on so few boxes kept epochs that lowered the ranking
+  quality, and fine-tuning ended 0.05-0.07 macro-F1 *below* the pretrained model (``docs/benchmarks.md``);
 * **threshold**: the p_particle threshold that maximises balanced accuracy on the validation boxes
-  (when every class has at least ``MIN_VAL_FOR_THRESHOLD`` of them), else 0.5 (else the pretrained
-  model's threshold when its weights were kept);
+  (when every class has at least ``MIN_VAL_FOR_THRESHOLD`` of them), else the pretrained model's
+  threshold when fine-tuning (the head starts from it), else 0.5;
 * **time budget**: ``max_seconds`` stops after the epoch that exceeds it (the best epoch is kept);
 * **determinism**: the network initialisation, the split, the sampling and the augmentation come
   from ``seed``; loader workers get ``seed + worker_id`` for numpy and torch.
@@ -41,9 +46,11 @@ from deepqs.pruning.model import PruningModel
 from deepqs.pruning.network import DEFAULT_CONFIG, build_network, normalise_boxes
 from deepqs.pruning.simulated import LabelledBoxes
 
-__all__ = ["TrainConfig", "TrainResult", "train_classifier", "augment", "split_validation", "MIN_VAL_FOR_THRESHOLD"]
+__all__ = ["TrainConfig", "TrainResult", "train_classifier", "augment", "split_validation", "MIN_VAL_FOR_THRESHOLD",
+           "MIN_VAL_FOR_FINETUNE"]
 
 MIN_VAL_FOR_THRESHOLD = 30
+MIN_VAL_FOR_FINETUNE = 10
 
 
 @dataclass
@@ -66,6 +73,9 @@ class TrainConfig:
     num_workers: int = 0
     max_seconds: Optional[float] = None
     keep_init: bool = True
+    #: fine-tuning with ``keep_init``: fewer validation boxes than this in a labelled class -> keep the
+    #: pretrained model untouched (0: always fine-tune)
+    min_val_per_class: int = MIN_VAL_FOR_FINETUNE
     network: Dict = field(default_factory=lambda: dict(DEFAULT_CONFIG))
 
 
@@ -84,6 +94,8 @@ class TrainResult:
     best_epoch: int
     n_train: int
     n_val: int
+    #: why nothing was trained (the pretrained model returned unchanged), else None
+    skipped: Optional[str] = None
 
 
 def augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -157,6 +169,27 @@ def _seed_worker(worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
+def _unchanged(init: PruningModel, train: LabelledBoxes, val: LabelledBoxes, cfg: TrainConfig, reason: str,
+               log: Optional[Callable[[str], None]]) -> TrainResult:
+    """The pretrained model, untouched, as a :class:`TrainResult` (``skipped`` = ``reason``); its figures on the
+    validation boxes when there are any."""
+    if log is not None:
+        log(reason)
+    validation: Dict[str, float] = {}
+    if len(val):
+        _, vprob = _evaluate(init.net, val.boxes, val.labels)
+        validation = binary_report(vprob[:, 0], val.labels == 0, float(init.threshold))
+        validation["best_epoch"] = 0
+    info = {**copy.deepcopy(init.info),
+            "training": {"skipped": reason, "n_train": len(train), "n_val": len(val),
+                         "class_counts_train": train.counts(), "seed": cfg.seed},
+            "validation": validation,
+            "fine_tuned_from": init.info.get("training_data", "a pretrained model")}
+    model = PruningModel(net=copy.deepcopy(init.net), threshold=float(init.threshold),
+                         threshold_rule=init.threshold_rule, box_to_diameter=init.box_to_diameter, info=info)
+    return TrainResult(model, [], validation, 0, len(train), len(val), skipped=reason)
+
+
 def _evaluate(net, boxes: np.ndarray, labels: np.ndarray, batch: int = 512) -> Tuple[float, np.ndarray]:
     """(mean cross-entropy, probabilities) on boxes, eval mode."""
     net.eval()
@@ -208,6 +241,13 @@ def train_classifier(data: LabelledBoxes, cfg: Optional[TrainConfig] = None, ini
         net = copy.deepcopy(init.net)
         if net.box_size != train.boxes.shape[1]:
             raise ValueError(f"boxes are {train.boxes.shape[1]} px but the model takes {net.box_size} px")
+        if cfg.keep_init and cfg.min_val_per_class > 0 and (val_data is not None or cfg.val_fraction > 0):
+            classes = np.unique(data.labels if val_data is None else np.concatenate([data.labels, val_data.labels]))
+            n_val_min = min(int(np.sum(val.labels == c)) for c in classes)
+            if n_val_min < cfg.min_val_per_class:
+                return _unchanged(init, train, val, cfg,
+                                  f"{n_val_min} validation boxes in a labelled class (< {cfg.min_val_per_class}): too "
+                                  "few to tell whether fine-tuning helps, so the pretrained model is kept unchanged", log)
     else:
         net = build_network({**cfg.network, "box_size": int(train.boxes.shape[1])}, seed=cfg.seed)
     head = list(net.head.parameters())
@@ -289,6 +329,8 @@ def train_classifier(data: LabelledBoxes, cfg: Optional[TrainConfig] = None, ini
         elif init is not None and best[2] == 0:
             threshold, rule = float(init.threshold), "the pretrained model's (its weights were kept: fine-tuning " \
                                                      "did not lower the validation loss)"
+        elif init is not None:
+            threshold, rule = float(init.threshold), "the pretrained model's (too few validation boxes to choose one)"
         validation = binary_report(vprob[:, 0], good, threshold)
         validation["best_epoch"] = int(best[2])
         validation["macro_f1_3class"] = macro_f1(val.labels, vprob.argmax(1), 3)

@@ -62,16 +62,23 @@ class ProtPickerOptimizer(ProtParticles, DeepQsProtocol):
         form.addSection(label="Fine-tuning")
         form.addParam("goodSubset", params.PointerParam, pointerClass="SetOfCoordinates, SetOfParticles",
                       allowsNull=True, label="Good examples (optional)",
-                      help="10-100 items known to be particles (same kind of input as above).  With the "
-                           "bad examples, the shipped classifier is fine-tuned on them first.")
+                      help="Items known to be particles (same kind of input as above; 50 or more).  With "
+                           "the bad examples, the shipped classifier is fine-tuned on them first; a fifth of them "
+                           "is held out to judge that, and with too few held out (see 'Minimum held-out per class') "
+                           "the shipped classifier is used unchanged.")
         form.addParam("badSubset", params.PointerParam, pointerClass="SetOfCoordinates, SetOfParticles",
                       allowsNull=True, label="Ice/contamination examples (optional)",
-                      help="10-100 items that are ice, contamination, aggregates or empty.")
+                      help="Items that are ice, contamination, aggregates or empty (50 or more).")
         form.addParam("carbonSubset", params.PointerParam, pointerClass="SetOfCoordinates, SetOfParticles",
                       allowsNull=True, label="Carbon examples (optional)",
                       help="Items on carbon film or its edge (optional third class).")
         form.addParam("epochs", params.IntParam, default=30, expertLevel=params.LEVEL_ADVANCED,
                       label="Fine-tuning epochs", help="At most this many; early stopping on held-out examples.")
+        form.addParam("minValPerClass", params.IntParam, default=10, expertLevel=params.LEVEL_ADVANCED,
+                      label="Minimum held-out per class",
+                      help="With fewer held-out examples than this in a class the shipped classifier is kept "
+                           "unchanged: on real data, fine-tuning judged on 2-4 examples per class did worse than "
+                           "no fine-tuning.  0 always fine-tunes.")
         form.addParallelSection(threads=1, mpi=0)
 
     # --------------------------- STEPS ---------------------------------------
@@ -266,6 +273,7 @@ class ProtPickerOptimizer(ProtParticles, DeepQsProtocol):
         if coords:
             args += ["--micrographs"] + [shlex.quote(m) for m in sorted(mics)] + ["--box", str(self._box())]
         args += ["--out", shlex.quote(self._folder("classifier.pt")), "--epochs", str(self.epochs.get()),
+                 "--min-val-per-class", str(max(0, self.minValPerClass.get())),
                  "--threads", str(max(1, self.numberOfThreads.get())),
                  "--json", shlex.quote(self._folder("train_summary.json"))]
         self.runEngine(args, expected=[self._folder("classifier.pt")])
@@ -435,11 +443,20 @@ class ProtPickerOptimizer(ProtParticles, DeepQsProtocol):
     def _warnings(self):
         small = [label for name, label in (("goodSubset", "good"), ("badSubset", "ice/contamination"),
                                            ("carbonSubset", "carbon"))
-                 if getattr(self, name).get() is not None and getattr(self, name).get().getSize() < 10]
+                 if getattr(self, name).get() is not None
+                 and getattr(self, name).get().getSize() < 5 * max(0, self.minValPerClass.get())]
         if small:
-            return ["Fewer than 10 %s examples: fine-tuning on so few may make the classifier worse than the "
-                    "shipped one." % " and ".join(small)]
+            return ["Fewer than %d %s examples: too few are held out to judge fine-tuning, so the shipped "
+                    "classifier will be used unchanged." % (5 * self.minValPerClass.get(), " and ".join(small))]
         return []
+
+    def _trainSummary(self):
+        """The engine's training summary (None before training or without fine-tuning)."""
+        path = self._folder("train_summary.json")
+        if not self._fineTune() or not os.path.exists(path):
+            return None
+        with open(path) as fh:
+            return json.load(fh)
 
     def _summary(self):
         if not self.nKept.hasValue():
@@ -449,12 +466,16 @@ class ProtPickerOptimizer(ProtParticles, DeepQsProtocol):
                 % (self.nKept.get(), total, 100.0 * self.nKept.get() / max(total, 1), self.nRejected.get(),
                    self.usedThreshold.get())] + (
             ["WARNING: %d coordinates whose micrograph is missing were left out" % self.nDropped.get()]
-            if self.nDropped.get() else [])
+            if self.nDropped.get() else []) + (
+            ["Labelled examples not used for fine-tuning: %s" % (self._trainSummary() or {}).get("skipped")]
+            if (self._trainSummary() or {}).get("skipped") else [])
 
     def _methods(self):
         if not self.nKept.hasValue():
             return []
-        how = "fine-tuned on labelled examples" if self._fineTune() else "pretrained"
+        ts = self._trainSummary()
+        how = ("fine-tuned on labelled examples" if ts is not None and ts.get("fine_tuned", True)
+               else "pretrained" + (", too few labelled examples to fine-tune" if ts is not None else ""))
         return ["Picks were pruned with a PickerOptimizer-style classifier [Li2022] (DeepQs plugin %s, %s): "
                 "%d of %d items were kept (threshold %.3f on the particle probability)."
                 % (__version__, how, self.nKept.get(), self.nKept.get() + self.nRejected.get(),

@@ -97,13 +97,16 @@ def test_prune_with_adaptive_threshold_and_rotation_average(project, picks):
 
 
 def test_fine_tune_on_labelled_picks_then_prune(project, picks):
+    # 16 good examples: far fewer than the 50 per class that default settings need, so fine-tune anyway
     prot = project.newProtocol(ProtPickerOptimizer, inputSet=picks["all"], goodSubset=picks["good"],
-                               badSubset=picks["bad"], epochs=2)
+                               badSubset=picks["bad"], epochs=2, minValPerClass=0)
+    assert prot.warnings() == []
     prot = launch(project, prot)
     assert prot.isFinished(), prot.getErrorMessage()
     assert os.path.getsize(prot._getExtraPath("classifier.pt")) > 1000
     _check_split(prot, picks["n_good"] + picks["n_bad"])
     assert "fine-tuned" in prot.methods()[0]
+    assert json.load(open(prot._getExtraPath("train_summary.json")))["epochs_run"] == 2
 
 
 def test_prune_validation(project, picks):
@@ -117,6 +120,10 @@ def test_pruning_viewer_figures(project, picks, tmp_path):
     prot = launch(project, project.newProtocol(ProtPickerOptimizer, inputSet=picks["all"], goodSubset=picks["good"],
                                                badSubset=picks["bad"], epochs=1))
     assert prot.isFinished(), prot.getErrorMessage()
+    # default settings with 16 good examples: the shipped classifier is used, and the protocol says so
+    assert any("too few" in w for w in prot.warnings())
+    assert "too few labelled examples to fine-tune" in prot.methods()[0]
+    assert any("not used for fine-tuning" in line for line in prot.summary())
     viewer = DeepQsPruningViewer(project=project, protocol=prot)
     figures = {"kept": viewer.galleryPlotter(True, 16), "discarded": viewer.galleryPlotter(False, 16),
                "hist": viewer.histogramPlotter(), "confusion": viewer.confusionPlotter()}
