@@ -12,7 +12,8 @@ Prints, for a picking model (default: the shipped ``deepqs/weights/picking_defau
 
 ``--small-train`` adds the issue's few-label bar: models made from at most 200 labelled particles
 of simulated micrographs (4 micrographs of 50), tested on 6 other simulated micrographs of the same
-particle kind: (a) trained from scratch; (b) "recalibrated": the shipped general model with its
+particle kind: (a) trained from scratch as ``deepqs pick train`` does it without ``--init`` (the few-label
+recipe: 40 epochs, patience 8, see :mod:`deepqs.picking.train`); (b) "recalibrated": the shipped general model with its
 auto threshold re-chosen as the max-F2 point on the 4 labelled micrographs (no weight change);
 (c) "retrained": DeepEM's iterative retraining as ``deepqs pick train --init`` does it: the shipped model
 fine-tuned on those labels (1 of the 4 micrographs held out, low learning rate, early convolutions and
@@ -232,7 +233,7 @@ def small_train(device="cpu"):
         n += len(take)
         ex.append(TrainingExample(prepare_array(m.image, m.particle_diameter_px), take))
     res = train_picker(ex, TrainConfig(epochs=40, seed=0, patience=8, device=device, progress=False))
-    return {"labelled_particles": n, **quality(res.model, mics, device)}
+    return {"labelled_particles": n, "few_label_recipe": res.few_label_recipe, **quality(res.model, mics, device)}
 
 
 def main() -> int:

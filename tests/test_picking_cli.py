@@ -103,6 +103,7 @@ def test_bad_inputs(data, tmp_path, capsys):
     t = json.loads((tmp_path / "t.json").read_text())
     assert t["coordinates_outside_dropped"] == 1
     assert t["dropped"] == {"empty coordinate file": 1}
+    assert t["few_label_recipe"] is True              # from scratch on < 1000 labels: the few-label recipe
     err = capsys.readouterr().err
     assert "outside" in err and "empty" in err
     # missing shipped model / bad model file / bad threshold

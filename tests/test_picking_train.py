@@ -129,3 +129,41 @@ def test_finetune_keeps_the_better_model_on_held_out_micrographs(sims):
     # without keep_init the fine-tuned weights always come back
     res2 = finetune_picker(ex, base, cfg, keep_init=False)
     assert res2.kept == "fine-tuned" and res2.model.info["finetune_kept"] == "fine-tuned"
+
+
+def test_few_label_recipe_is_automatic_for_small_scratch_training(sims):
+    from deepqs.picking.train import FEW_LABEL_RECIPE, few_label_config, uses_few_label_recipe
+
+    _, ex = sims
+    cfg = TrainConfig(epochs=1, seed=0, max_windows_per_epoch=256)
+    assert uses_few_label_recipe(cfg, 999) and not uses_few_label_recipe(cfg, 1000)
+    assert not uses_few_label_recipe(TrainConfig(few_labels=False), 10)
+    full = few_label_config(cfg)
+    assert full.few_labels and all(getattr(full, k) == v for k, v in FEW_LABEL_RECIPE.items())
+    res = train_picker(ex[:2], cfg)                          # 60 labels, from scratch: recipe on
+    assert res.few_label_recipe and res.model.info["few_label_recipe"]
+    again = train_picker(ex[:2], cfg, init=res.model)        # retraining a model: off unless asked
+    assert not again.few_label_recipe
+    off = train_picker(ex[:2], TrainConfig(epochs=1, seed=0, max_windows_per_epoch=256, few_labels=False))
+    assert not off.few_label_recipe and not off.model.info["few_label_recipe"]
+
+
+def test_full_augmentation_geometry():
+    from deepqs.picking.train import _augment_full, _augment_margin
+
+    cfg = TrainConfig(augment="full", scale_jitter=0.05, contrast_jitter=0.2)
+    m = _augment_margin(36, cfg)
+    assert m >= 8                                            # a 45° turn of a 36 px window needs 7.5 px more
+    x = torch.randn(5, 1, 36 + 2 * m, 36 + 2 * m)
+    out = _augment_full(x, 36, cfg, np.random.default_rng(0))
+    assert out.shape == (5, 1, 36, 36) and torch.isfinite(out).all()
+
+    class NoTurn:                                            # angle 0, no mirror, scale and contrast 1
+        def uniform(self, a, b, n):
+            return np.zeros(n) if a == 0.0 else np.ones(n)
+
+        def random(self, n):
+            return np.ones(n)
+
+    plain = _augment_full(x, 36, TrainConfig(augment="full"), NoTurn())
+    torch.testing.assert_close(plain, x[:, :, m:m + 36, m:m + 36], atol=1e-4, rtol=0)

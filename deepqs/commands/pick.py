@@ -73,8 +73,15 @@ def add_parser(sub) -> None:
                    help="with --init: always return the fine-tuned model, even when the initial one does better "
                         "on the held-out micrographs")
     t.add_argument("--out", required=True, metavar="MODEL.pt", help="where to write the trained model")
-    t.add_argument("--epochs", type=positive_int, default=30)
-    t.add_argument("--patience", type=positive_int, default=5, help="early stopping patience (epochs)")
+    t.add_argument("--few-labels", choices=("auto", "on", "off"), default="auto",
+                   help="few-label recipe for training from scratch: every labelled particle drawn 8 times per "
+                        "epoch with rotations by any angle, scale and contrast jitter, early stopping on the "
+                        "average precision of the picks on the held-out micrographs, 40 epochs, patience 8; "
+                        "auto: on without --init and with fewer than 1000 labelled particles")
+    t.add_argument("--epochs", type=positive_int, default=None,
+                   help="training epochs (unset: 30, or 40 with the few-label recipe; default: %(default)s)")
+    t.add_argument("--patience", type=positive_int, default=None,
+                   help="early stopping patience in epochs (unset: 5, or 8 with the few-label recipe; default: %(default)s)")
     t.add_argument("--val-fraction", type=float, default=0.2, help="share of micrographs (or particles) held out")
     t.add_argument("--lr", type=positive_float, default=None,
                    help="learning rate (default 1e-3; deepem 1e-2; with --init a tenth of these)")
@@ -179,7 +186,7 @@ def run_train(args) -> int:
     from deepqs.picking.data import Dropped, inside_micrograph, read_coordinate_files, stem
     from deepqs.picking.model import load_model, save_model
     from deepqs.picking.preprocess import WORKING_DIAMETER_PX
-    from deepqs.picking.train import TrainConfig, TrainingExample, train_picker
+    from deepqs.picking.train import FEW_LABELS, TrainConfig, TrainingExample, train_picker
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -233,8 +240,12 @@ def run_train(args) -> int:
     lr = args.lr if args.lr is not None else (1e-2 if arch == "deepem" else 1e-3) * (0.1 if init is not None else 1.0)
     if args.freeze < 0:
         raise InputError(None, f"--freeze must be 0 or more, got {args.freeze}")
-    cfg = TrainConfig(arch=args.arch, epochs=args.epochs, lr=lr, val_fraction=args.val_fraction,
-                      patience=args.patience, seed=args.seed, device=str(dev), threads=args.threads)
+    n_labels = int(sum(len(e.positives) for e in examples))
+    few = {"on": True, "off": False}.get(args.few_labels, init is None and n_labels < FEW_LABELS)
+    epochs = args.epochs if args.epochs is not None else (40 if few else 30)
+    patience = args.patience if args.patience is not None else (8 if few else 5)
+    cfg = TrainConfig(arch=args.arch, epochs=epochs, lr=lr, val_fraction=args.val_fraction,
+                      patience=patience, seed=args.seed, device=str(dev), threads=args.threads, few_labels=few)
     t0 = time.time()
     if args.mine_negatives < 0:
         raise InputError(None, f"--mine-negatives must be 0 or more, got {args.mine_negatives}")
@@ -282,6 +293,7 @@ def run_train(args) -> int:
         "std_range": None if res.model.std_range is None else list(res.model.std_range),
         "coordinates_outside_dropped": n_outside, "dropped": dropped.counts(), "device": str(dev),
         "hard_negatives_mined": n_mined,
+        "few_label_recipe": bool(few),
         "kept": kept,
         "seconds": round(time.time() - t0, 3),
         "final_val_loss": res.history[-1]["val_loss"] if res.history else None,

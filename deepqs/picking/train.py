@@ -12,6 +12,17 @@ stops improving and keeps the best weights.  The "auto" threshold is the score w
 on the validation micrographs (particle-free ones included: all their picks are false positives),
 and the standard-deviation range is learned from the training positives.
 
+Few labels: training from scratch (no ``init``) on fewer than :data:`FEW_LABELS` (1000) labelled
+particles automatically uses :data:`FEW_LABEL_RECIPE` (``TrainConfig.few_labels``): every positive is
+drawn 8 times per epoch (with as many negatives), each window is resampled from a larger one with a
+rotation by any angle, a mirror, a scale within ±5 % and a contrast within ±20 %, and early stopping
+keeps the weights with the best average precision of the picks on the held-out micrograph(s).  On
+simulated micrographs (200 labels on 4 micrographs, 6 other micrographs tested; 6 development seed pairs
+apart from the benchmark's) it raised the mean F1 at 0.5x radius from 0.90 to 0.94 (worst pair 0.86 ->
+0.91) and the mean AP from 0.88 to 0.94.  On the benchmark's own seeds (``bench_picking.py --small-train``)
+the AP rose from 0.78 to 0.90 but the F1 at the auto threshold fell from 0.81 to 0.78: the max-F2 threshold
+chosen on one held-out micrograph was too low there (precision 0.65, recall 0.98).
+
 Micrographs without particles (empty ice, pure noise, carbon) may be given as examples with no
 positives: they contribute random negatives only.
 
@@ -48,7 +59,7 @@ from deepqs.picking.preprocess import PreparedMicrograph
 
 __all__ = ["TrainingExample", "TrainConfig", "TrainResult", "extract_windows", "sample_negatives", "train_picker",
            "finetune_picker", "learn_std_range", "calibrate_threshold", "mine_hard_negatives", "state_path",
-           "freeze_layers"]
+           "freeze_layers", "FEW_LABELS", "FEW_LABEL_RECIPE", "few_label_config", "uses_few_label_recipe"]
 
 
 @dataclass
@@ -103,6 +114,49 @@ class TrainConfig:
     #: evaluation mode), so a few hundred labels cannot shift the features of a pretrained network.
     freeze_convs: int = 0
     freeze_bn_stats: bool = False
+    #: Augmentation: "rot90" (random k·90° rotation and mirror of every window) or "full" (additionally
+    #: a random rotation by any angle, a scale factor within ±``scale_jitter``, a contrast factor within
+    #: ±``contrast_jitter`` and added Gaussian noise of up to ``noise_jitter`` working-image standard
+    #: deviations; bilinear resampling from a larger window, so no zero corners).
+    augment: str = "rot90"
+    scale_jitter: float = 0.0
+    contrast_jitter: float = 0.0
+    noise_jitter: float = 0.0
+    #: Each training positive is drawn this many times per epoch (each time with its own jitter and
+    #: augmentation); negatives follow ``negatives_per_positive`` (their number per drawn positive).
+    positive_repeats: int = 1
+    negatives_per_positive: float = 1.0
+    #: Training targets become ``label_smoothing`` (negatives) and ``1 - label_smoothing`` (positives):
+    #: bounded logits, so the scores of a small training set do not saturate at 1.0 (ties in the ranking).
+    label_smoothing: float = 0.0
+    #: The few-label recipe (:data:`FEW_LABEL_RECIPE`, see :func:`few_label_config`): None = automatic
+    #: (on when training from scratch, without ``init``, on fewer than :data:`FEW_LABELS` labelled
+    #: particles), True / False = always / never.  When on, the recipe's values replace those fields.
+    few_labels: Optional[bool] = None
+
+
+#: Below this many labelled particles (all micrographs together) training from scratch uses the few-label recipe.
+FEW_LABELS = 1000
+
+#: Settings of the few-label recipe (chosen on simulated micrographs with 200 labels, seeds apart from the
+#: benchmark's): every positive drawn 8 times per epoch with rotations by any angle, ±5 % scale and ±20 %
+#: contrast, and early stopping / kept weights on the average precision of the picks on held-out micrographs.
+FEW_LABEL_RECIPE: Dict = {"augment": "full", "scale_jitter": 0.05, "contrast_jitter": 0.2, "positive_repeats": 8,
+                          "select_by": "ap"}
+
+
+def few_label_config(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with the :data:`FEW_LABEL_RECIPE` values (and ``few_labels=True``)."""
+    from dataclasses import replace
+
+    return replace(cfg, few_labels=True, **FEW_LABEL_RECIPE)
+
+
+def uses_few_label_recipe(cfg: TrainConfig, n_labels: int, init: Optional[PickerModel] = None) -> bool:
+    """Whether :func:`train_picker` applies the few-label recipe for ``n_labels`` labelled particles."""
+    if cfg.few_labels is not None:
+        return bool(cfg.few_labels)
+    return init is None and int(n_labels) < FEW_LABELS
 
 
 @dataclass
@@ -117,6 +171,7 @@ class TrainResult:
     n_val_positives: int
     threshold_source: str
     stopped_early: bool
+    few_label_recipe: bool = False
 
 
 def extract_windows(image: np.ndarray, xw: np.ndarray, yw: np.ndarray, box: int) -> np.ndarray:
@@ -176,6 +231,40 @@ def _augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     return out
 
 
+def _augment_margin(box: int, cfg: TrainConfig) -> int:
+    """Extra working pixels on each side of a window that the "full" augmentation resamples from."""
+    if cfg.augment != "full":
+        return 0
+    return int(math.ceil(0.5 * box * (math.sqrt(2.0) * (1.0 + max(cfg.scale_jitter, 0.0)) - 1.0))) + 1
+
+
+def _augment_full(x: torch.Tensor, box: int, cfg: TrainConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Windows ``(n, 1, big, big)`` -> ``(n, 1, box, box)`` rotated by any angle, mirrored, scaled, with
+    contrast and noise jitter (one bilinear resampling of the whole batch)."""
+    import torch.nn.functional as F
+
+    n, big = len(x), x.shape[-1]
+    ang = rng.uniform(0.0, 2.0 * np.pi, n)
+    mirror = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    sj = max(cfg.scale_jitter, 0.0)
+    scale = np.exp(rng.uniform(-math.log1p(sj), math.log1p(sj), n)) if sj > 0 else np.ones(n)
+    f = scale * box / big                  # output normalised coordinates -> input normalised coordinates
+    c, s = np.cos(ang) * f, np.sin(ang) * f
+    theta = np.zeros((n, 2, 3), dtype=np.float32)
+    theta[:, 0, 0], theta[:, 0, 1] = c * mirror, -s
+    theta[:, 1, 0], theta[:, 1, 1] = s * mirror, c
+    grid = F.affine_grid(torch.from_numpy(theta), [n, 1, box, box], align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if cfg.contrast_jitter > 0:
+        g = rng.uniform(1.0 - cfg.contrast_jitter, 1.0 + cfg.contrast_jitter, n).astype(np.float32)
+        out = out * torch.from_numpy(g)[:, None, None, None]
+    if cfg.noise_jitter > 0:
+        sig = rng.uniform(0.0, cfg.noise_jitter, n).astype(np.float32)
+        noise = rng.standard_normal((n, 1, box, box), dtype=np.float32) * sig[:, None, None, None]
+        out = out + torch.from_numpy(noise)
+    return out
+
+
 def learn_std_range(examples: Sequence[TrainingExample], working_diameter_px: float,
                     margin: float = STD_MARGIN) -> Optional[Tuple[float, float]]:
     """The 1st-99th percentile range of the window std at the positives, widened by ``margin``."""
@@ -211,13 +300,19 @@ def _split(examples: Sequence[TrainingExample], frac: float, rng: np.random.Gene
 
 def _epoch_data(examples: Sequence[TrainingExample], box: int, d_work: float, cfg: TrainConfig,
                 rng: np.random.Generator, cap: int, all_pos: Optional[Sequence[np.ndarray]] = None,
-                jitter: bool = True):
-    """Windows, targets and weights of one balanced epoch."""
+                jitter: bool = True, repeats: int = 1, neg_ratio: float = 1.0):
+    """Windows, targets and weights of one balanced epoch.
+
+    ``box``: window size in working pixels (the network box plus any augmentation margin);
+    ``repeats``: draws of every positive; ``neg_ratio``: negatives per drawn positive.
+    """
     xs, ys = [], []
     per = max(1, cap // max(1, 2 * len(examples)))
     for i, ex in enumerate(examples):
         pos = ex.working(ex.positives)
         avoid = all_pos[i] if all_pos is not None else pos
+        if repeats > 1 and len(pos):
+            pos = np.repeat(pos, int(repeats), axis=0)
         if len(pos) > per:
             pos = pos[rng.choice(len(pos), per, replace=False)]
         if jitter and len(pos):
@@ -231,7 +326,7 @@ def _epoch_data(examples: Sequence[TrainingExample], box: int, d_work: float, cf
         else:
             if len(explicit) > len(pos):        # at most one explicit negative per positive per epoch
                 explicit = explicit[rng.choice(len(explicit), len(pos), replace=False)]
-            n_neg = max(len(pos) - len(explicit), len(pos) // 2)
+            n_neg = max(int(round(neg_ratio * len(pos))) - len(explicit), len(pos) // 2)
         md = cfg.neg_min_distance * d_work
         neg_ring = sample_negatives(ex.prepared.image.shape, avoid, n_neg // 2, md, rng,
                                     ring=(md, cfg.ring_max_distance * d_work))
@@ -395,6 +490,14 @@ def train_picker(examples: Sequence[TrainingExample], cfg: TrainConfig = TrainCo
         raise ValueError("no training micrographs")
     if sum(len(e.positives) for e in examples) == 0:
         raise ValueError("no positive particles to train on")
+    if cfg.select_by not in ("loss", "ap"):
+        raise ValueError(f"select_by must be 'loss' or 'ap', got {cfg.select_by!r}")
+    if cfg.augment not in ("rot90", "full"):
+        raise ValueError(f"augment must be 'rot90' or 'full', got {cfg.augment!r}")
+    few = uses_few_label_recipe(cfg, sum(len(e.positives) for e in examples)
+                                + sum(len(e.positives) for e in (val_examples or ())), init)
+    if few:
+        cfg = few_label_config(cfg)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     torch.manual_seed(cfg.seed)
@@ -428,14 +531,13 @@ def train_picker(examples: Sequence[TrainingExample], cfg: TrainConfig = TrainCo
     val_data = None
     if sum(len(e.positives) for e in val_ex):
         val_data = _epoch_data(val_ex, box, d_work, cfg, val_rng, cap=4096, all_pos=all_pos, jitter=False)
+    margin = _augment_margin(box, cfg)
     frozen = freeze_layers(net, cfg.freeze_convs) if cfg.freeze_convs > 0 else []
     opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=cfg.lr,
                             weight_decay=cfg.weight_decay)
     best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     best_val, best_epoch, bad, stopped = math.inf, start_epoch, 0, False
     by_ap = cfg.select_by == "ap" and by_mic and any(len(e.positives) for e in val_ex)
-    if cfg.select_by not in ("loss", "ap"):
-        raise ValueError(f"select_by must be 'loss' or 'ap', got {cfg.select_by!r}")
     std_range = learn_std_range(train_ex, d_work)
     if resume_state is not None:
         opt.load_state_dict(resume_state["optimizer"])
@@ -451,7 +553,8 @@ def train_picker(examples: Sequence[TrainingExample], cfg: TrainConfig = TrainCo
         bar = tqdm(total=cfg.epochs, initial=start_epoch, unit="epoch", desc="train", file=sys.stderr, leave=False)
     epoch = start_epoch
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        data = _epoch_data(train_ex, box, d_work, cfg, rng, cfg.max_windows_per_epoch, all_pos=all_pos)
+        data = _epoch_data(train_ex, box + 2 * margin, d_work, cfg, rng, cfg.max_windows_per_epoch, all_pos=all_pos,
+                           repeats=max(1, int(cfg.positive_repeats)), neg_ratio=cfg.negatives_per_positive)
         x, y, w = data
         perm = torch.from_numpy(rng.permutation(len(x)))
         _set_train_mode(net, frozen, cfg.freeze_bn_stats)
@@ -460,8 +563,10 @@ def train_picker(examples: Sequence[TrainingExample], cfg: TrainConfig = TrainCo
             idx = perm[i:i + cfg.batch_size]
             if len(idx) < 2:
                 continue
-            xb = _augment(x[idx], rng).to(device)
+            xb = (_augment_full(x[idx], box, cfg, rng) if margin else _augment(x[idx], rng)).to(device)
             yb, wb = y[idx].to(device), w[idx].to(device)
+            if cfg.label_smoothing > 0:
+                yb = yb * (1.0 - 2.0 * cfg.label_smoothing) + cfg.label_smoothing
             loss = net.loss(net(xb), yb, wb)
             opt.zero_grad()
             loss.backward()
@@ -514,9 +619,9 @@ def train_picker(examples: Sequence[TrainingExample], cfg: TrainConfig = TrainCo
     model.threshold = thr
     source = "validation micrographs" if by_mic else "training micrographs (fewer than 3 micrographs)"
     model.info.update({"history": history, "best_epoch": best_epoch, "threshold_source": source,
-                       "threshold_f2": f2, "arch": net.architecture})
+                       "threshold_f2": f2, "arch": net.architecture, "few_label_recipe": few})
     return TrainResult(model, history, best_epoch, epoch, sum(len(e.positives) for e in train_ex),
-                       sum(len(e.positives) for e in val_ex), source, stopped)
+                       sum(len(e.positives) for e in val_ex), source, stopped, few)
 
 
 @dataclass
